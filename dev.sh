@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Set-up and everyday commands. On a fresh machine:
+#   ./dev.sh demo   install into .venv, then run the demo
+#   ./dev.sh test   install into .venv, then lint, type-check and run the whole test suite
+set -euo pipefail
+cd "$(dirname "$0")"
+
+PY=${PYTHON:-python3}
+VENV=.venv
+
+setup() {
+    if [ ! -x "$VENV/bin/python" ]; then
+        "$PY" -m venv "$VENV"
+    fi
+    # constraints-dev.txt pins torch/torchvision as a working pair for the dev environment.
+    "$VENV/bin/python" -m pip install --quiet --upgrade pip
+    "$VENV/bin/python" -m pip install --quiet -e ".[dev]" -c constraints-dev.txt
+}
+
+case "${1:-}" in
+demo)
+    setup
+    shift
+    "$VENV/bin/python" -m va_widgets.demo "$@"
+    ;;
+test)
+    setup
+    shift
+    # Debian's Chromium for the browser tests (needs root; CI runs as root). Elsewhere the
+    # browser tests say what to install and skip, except under CI=true, where they fail.
+    ./scripts/install-browser.sh || [ "${CI:-}" != "true" ] || exit 1
+    "$VENV/bin/ruff" check src tests benchmarks
+    "$VENV/bin/ruff" format --check src tests benchmarks
+    "$VENV/bin/mypy"
+    # pytest exits 5 when it collected no test: set -e makes that a failure too.
+    "$VENV/bin/python" -m pytest "$@"
+    ;;
+*)
+    echo "usage: ./dev.sh demo|test [args]" >&2
+    exit 2
+    ;;
+esac

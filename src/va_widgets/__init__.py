@@ -1,0 +1,67 @@
+"""va_widgets: build a video classifier in a notebook with CLIP features and active learning.
+
+Heavy dependencies (torch, open_clip, av) are imported lazily, so ``import va_widgets`` is fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from va_widgets.errors import (
+    CacheError,
+    EmbedderError,
+    EmbedderMismatch,
+    TextSearchUnavailable,
+    VaWidgetsError,
+    VideoError,
+)
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it; loaded on first attribute access (PEP 562).
+_LAZY = {
+    "index_videos": "va_widgets.library",
+    "ClipLibrary": "va_widgets.library",
+    "ClipRule": "va_widgets.media",
+    "OpenClipEmbedder": "va_widgets.embedders",
+    "PixelStatsEmbedder": "va_widgets.embedders",
+    "load_default_embedder": "va_widgets.embedders",
+    "make_sample_videos": "va_widgets.samples",
+}
+
+__all__ = [
+    "CacheError",
+    "ClipLibrary",
+    "ClipRule",
+    "EmbedderError",
+    "EmbedderMismatch",
+    "OpenClipEmbedder",
+    "PixelStatsEmbedder",
+    "TextSearchUnavailable",
+    "VaWidgetsError",
+    "VideoError",
+    "__version__",
+    "index_videos",
+    "load_default_embedder",
+    "make_sample_videos",
+]
+
+if TYPE_CHECKING:
+    from va_widgets.embedders import OpenClipEmbedder, PixelStatsEmbedder, load_default_embedder
+    from va_widgets.library import ClipLibrary, index_videos
+    from va_widgets.media import ClipRule
+    from va_widgets.samples import make_sample_videos
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'va_widgets' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
