@@ -1,0 +1,125 @@
+"""Command line: ``va-widgets index|search|info`` for batch work outside a notebook."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from va_widgets.errors import VaWidgetsError
+
+if TYPE_CHECKING:
+    from va_widgets.embedders import Embedder
+
+
+def _embedder(args: argparse.Namespace) -> Embedder | None:
+    from va_widgets.embedders import OpenClipEmbedder, PixelStatsEmbedder
+
+    if args.offline:
+        return PixelStatsEmbedder()
+    if args.model is None and args.pretrained is None and args.model_config is None:
+        return None  # the cache's own embedder, or the default for a new cache
+    return OpenClipEmbedder(
+        args.model or "ViT-B-32",
+        "laion2b_s34b_b79k" if args.pretrained is None else args.pretrained,
+        model_config=args.model_config,
+        device=args.device,
+    )
+
+
+def _index(args: argparse.Namespace) -> int:
+    from va_widgets.library import index_videos
+
+    lib = index_videos(
+        args.sources,
+        args.cache,
+        embedder=_embedder(args),
+        clips="shots" if args.shots else ("fixed" if args.clip_seconds else None),
+        clip_seconds=args.clip_seconds,
+        frames_per_clip=args.frames_per_clip,
+        workers=args.workers,
+        progress=not args.quiet,
+    )
+    errors = lib.errors
+    failed = errors[errors["severity"] == "error"]
+    print(f"{len(lib)} clips from {lib.clips['video_id'].nunique()} video(s) in {args.cache}")
+    for row in errors.itertuples():
+        print(f"  {row.severity}: {row.video}: {row.message}", file=sys.stderr)
+    if len(failed):
+        print(f"{len(failed)} file(s) could not be indexed", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _search(args: argparse.Namespace) -> int:
+    from va_widgets.library import ClipLibrary
+
+    lib = ClipLibrary.open(args.cache)
+    hits = lib.similar(args.text, k=args.k) if args.like else lib.search(args.text, k=args.k)
+    for row in hits.itertuples():
+        print(
+            f"{row.score:7.4f}  {row.clip_id}  {row.video}  [{row.start_seconds:.2f}, {row.end_seconds:.2f})"
+        )
+    return 0
+
+
+def _info(args: argparse.Namespace) -> int:
+    from va_widgets.library import ClipLibrary
+
+    lib = ClipLibrary.open(args.cache)
+    print(lib)
+    print(f"clip rule: {lib.rule}")
+    for row in lib.errors.itertuples():
+        print(f"  {row.severity}: {row.video}: {row.message}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="va-widgets", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("index", help="index videos into a library folder (incremental)")
+    p.add_argument("sources", nargs="+", help="video files or folders (searched recursively)")
+    p.add_argument("--cache", required=True, help="the library folder")
+    p.add_argument("--clip-seconds", type=float, help="fixed clip length in seconds (default 2)")
+    p.add_argument("--shots", action="store_true", help="cut clips at shot boundaries instead")
+    p.add_argument("--frames-per-clip", type=int, help="frames sampled per clip (default 8)")
+    p.add_argument("--model", help="open_clip model name or hf-hub:org/repo (default ViT-B-32)")
+    p.add_argument("--pretrained", help="open_clip weights tag or a local weights file")
+    p.add_argument("--model-config", help="a custom open_clip model config (JSON)")
+    p.add_argument("--device", help="cuda, mps or cpu (default: the fastest present)")
+    p.add_argument(
+        "--offline",
+        action="store_true",
+        help="use the pixel-statistics embedder (no weights, no text search)",
+    )
+    p.add_argument("--workers", type=int, help="decoding processes")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(run=_index)
+
+    p = sub.add_parser("search", help="rank clips by a text prompt (or --like CLIP_ID)")
+    p.add_argument("text", help="the text prompt, or a clip id with --like")
+    p.add_argument("--cache", required=True)
+    p.add_argument("-k", type=int, default=10, help="how many clips (default 10)")
+    p.add_argument("--like", action="store_true", help="search by example: TEXT is a clip id")
+    p.set_defaults(run=_search)
+
+    p = sub.add_parser("info", help="describe a library folder")
+    p.add_argument("--cache", required=True)
+    p.set_defaults(run=_info)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``va-widgets`` command."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.run(args))
+    except (VaWidgetsError, FileNotFoundError, KeyError, ValueError) as exc:
+        print(f"va-widgets: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,46 @@
+"""The isolated worker pool: streaming, errors and real crashes of worker processes."""
+
+from __future__ import annotations
+
+import multiprocessing
+
+from va_widgets.workers import run_isolated
+from worker_fns import count_to, misbehave
+
+
+def test_results_stream_in_order_per_item_and_each_item_ends_once():
+    items = [("a", 3), ("b", 0), ("c", 5), ("d", 2)]
+    events = list(run_isolated(count_to, items, workers=2))
+    for index, (name, n) in enumerate(items):
+        mine = [e for e in events if e.index == index]
+        assert [e.kind for e in mine] == ["result"] * n + ["done"]
+        assert [e.payload for e in mine[:-1]] == [(name, i) for i in range(n)]
+        assert all(e.item == (name, n) for e in mine)
+
+
+def test_a_crashing_worker_fails_only_its_item_and_the_caller_survives():
+    items = ["ok1", "segfault", "ok2", "raise", "exit", "ok3", "segfault", "ok4"]
+    events = list(run_isolated(misbehave, items, workers=2))
+    ends = {e.index: e for e in events if e.kind != "result"}
+    assert sorted(ends) == list(range(len(items)))
+    assert ends[1].kind == "crash" and ends[1].payload == -11  # SIGSEGV
+    assert ends[6].kind == "crash"
+    assert ends[4].kind == "crash" and ends[4].payload == 3
+    assert ends[3].kind == "error"
+    exc, tb = ends[3].payload
+    assert isinstance(exc, ValueError) and "bad item 'raise'" in str(exc) and "Traceback" in tb
+    for i in (0, 2, 5, 7):
+        assert ends[i].kind == "done"
+        assert [e.payload for e in events if e.index == i and e.kind == "result"] == [
+            f"{items[i]}:1",
+            f"{items[i]}:2",
+        ]
+
+
+def test_no_items_and_stopping_early_leave_no_worker_behind():
+    assert list(run_isolated(count_to, [])) == []
+    gen = run_isolated(count_to, [("x", 1000)], workers=1)
+    first = next(gen)
+    assert first.kind == "result"
+    gen.close()  # the consumer stops early: workers are stopped, not leaked
+    assert multiprocessing.active_children() == []
