@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-import multiprocessing
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
 
 from va_widgets.workers import run_isolated
 from worker_fns import count_to, misbehave
@@ -37,10 +42,26 @@ def test_a_crashing_worker_fails_only_its_item_and_the_caller_survives():
         ]
 
 
+def test_works_from_a_script_without_a_main_guard(tmp_path):
+    script = tmp_path / "script.py"
+    script.write_text(
+        "from va_widgets.workers import run_isolated\n"
+        "from worker_fns import count_to\n"
+        "print(sum(1 for e in run_isolated(count_to, [('a', 2), ('b', 3)], workers=2)))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent)}
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "7"  # 5 results + 2 done events, and the script ran once
+
+
 def test_no_items_and_stopping_early_leave_no_worker_behind():
     assert list(run_isolated(count_to, [])) == []
     gen = run_isolated(count_to, [("x", 1000)], workers=1)
     first = next(gen)
     assert first.kind == "result"
     gen.close()  # the consumer stops early: workers are stopped, not leaked
-    assert multiprocessing.active_children() == []
+    with pytest.raises(ChildProcessError):  # no worker process left, running or unreaped
+        os.waitpid(-1, os.WNOHANG)

@@ -28,6 +28,10 @@ _LAZY = {
     "PixelStatsEmbedder": "va_widgets.embedders",
     "load_default_embedder": "va_widgets.embedders",
     "make_sample_videos": "va_widgets.samples",
+    "Task": "va_widgets.task",
+    "simulate": "va_widgets.task",
+    "VideoClassifier": "va_widgets.classifier",
+    "load_classifier": "va_widgets.classifier",
 }
 
 __all__ = [
@@ -38,20 +42,26 @@ __all__ = [
     "EmbedderMismatch",
     "OpenClipEmbedder",
     "PixelStatsEmbedder",
+    "Task",
     "TextSearchUnavailable",
     "VaWidgetsError",
+    "VideoClassifier",
     "VideoError",
     "__version__",
     "index_videos",
+    "load_classifier",
     "load_default_embedder",
     "make_sample_videos",
+    "simulate",
 ]
 
 if TYPE_CHECKING:
+    from va_widgets.classifier import VideoClassifier, load_classifier
     from va_widgets.embedders import OpenClipEmbedder, PixelStatsEmbedder, load_default_embedder
     from va_widgets.library import ClipLibrary, index_videos
     from va_widgets.media import ClipRule
     from va_widgets.samples import make_sample_videos
+    from va_widgets.task import Task, simulate
 
 
 def __getattr__(name: str) -> Any:

@@ -275,13 +275,7 @@ class ActiveLearningEngine:
             copy_mb <= float32_copy_mb
         ):
             self._score_features = _float32_copy(features)
-        if prior_scores is not None:
-            prior_scores = np.asarray(prior_scores, dtype=np.float32)
-            if prior_scores.shape != (self.n_rows,):
-                raise ValueError(
-                    f"prior_scores must have shape ({self.n_rows},); got {prior_scores.shape}"
-                )
-        self.prior_scores = prior_scores
+        self.prior_scores: np.ndarray | None = None
         if reward not in REWARDS:
             raise ValueError(f"reward must be one of {REWARDS}; got {reward!r}")
         self.reward = reward
@@ -298,8 +292,10 @@ class ActiveLearningEngine:
         self._oof_cache: tuple[int, np.ndarray, np.ndarray, np.ndarray] | None = None
         self._row_norms: np.ndarray | None = None
         self._rng = np.random.default_rng(seed)
-        self.arms = [a for a in ARMS if a != "search" or prior_scores is not None]
+        self.arms = [a for a in ARMS if a != "search"]
         self._bandit = _Bandit(self.arms, ucb_c)
+        if prior_scores is not None:
+            self.set_prior(prior_scores)
         # rows served by the auto feed, awaiting their label: row -> (arm, p before, version)
         self._pending: dict[int, tuple[str, float, int]] = {}
         self._batch_rows: list[int] = []
@@ -308,6 +304,17 @@ class ActiveLearningEngine:
         self.last_feed: str | None = None
         self.last_source: str = ""
         self.reward_log: list[tuple[str, float]] = []
+
+    def set_prior(self, prior_scores: np.ndarray) -> None:
+        """Use ``prior_scores`` (n,) as the zero-shot scores; the auto feed gains "search"."""
+        prior = np.asarray(prior_scores, dtype=np.float32)
+        if prior.shape != (self.n_rows,):
+            raise ValueError(f"prior_scores must have shape ({self.n_rows},); got {prior.shape}")
+        self.prior_scores = prior
+        if "search" not in self.arms:
+            self.arms.append("search")
+            self._bandit.arms.append("search")
+            self._bandit.rewards["search"] = []
 
     # ------------------------------------------------------------------ model
     @property

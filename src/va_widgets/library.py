@@ -127,6 +127,10 @@ class ClipLibrary:
             f"errors={len(self._manifest['errors'])})"
         )
 
+    def positions(self, clip_ids: Sequence[str]) -> np.ndarray:
+        """Row positions of ``clip_ids``, -1 for ids not in this library (int64)."""
+        return self._row_of.get_indexer(list(clip_ids)).astype(np.int64)
+
     def rows(self, clip_ids: str | Sequence[str]) -> np.ndarray:
         """Row positions of ``clip_ids`` in :attr:`clips` / :attr:`features`."""
         ids = [clip_ids] if isinstance(clip_ids, str) else list(clip_ids)
@@ -217,7 +221,7 @@ def read_manifest(cache: Path) -> dict[str, Any]:
 
 def check_embedder(cache: Path, manifest: dict[str, Any], embedder: Embedder) -> None:
     """Raise :class:`EmbedderMismatch` unless ``embedder`` made the features in ``cache``."""
-    if _vector_space(embedder.spec()) != _vector_space(manifest["embedder"]):
+    if not same_vector_space(embedder.spec(), manifest["embedder"]):
         raise EmbedderMismatch(
             f"the library in {str(cache)!r} was built with {manifest.get('embedder_name')!r}, "
             f"not {embedder.name!r}: their vectors are not comparable. Open it without embedder= "
@@ -225,11 +229,15 @@ def check_embedder(cache: Path, manifest: dict[str, Any], embedder: Embedder) ->
         )
 
 
-def _vector_space(spec: dict[str, Any]) -> dict[str, Any]:
-    """The parts of an embedder spec that decide its vectors (a weights file may move)."""
-    if spec.get("weights") == "file":
-        return {k: v for k, v in spec.items() if k != "pretrained"}
-    return spec
+def same_vector_space(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """True when two embedder specs make comparable vectors (a weights file may have moved)."""
+
+    def key(spec: dict[str, Any]) -> dict[str, Any]:
+        if spec.get("weights") == "file":
+            return {k: v for k, v in spec.items() if k != "pretrained"}
+        return spec
+
+    return key(a) == key(b)
 
 
 def _write_atomic(path: Path, data: bytes) -> None:

@@ -9,16 +9,14 @@ a worker killed in the middle of a message cannot corrupt what the others send.
 from __future__ import annotations
 
 import contextlib
-import multiprocessing as mp
+import os
+import subprocess
+import sys
 import traceback
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from typing import Any
-
-# Spawned (not forked) workers: the caller may hold torch threads or open files that a fork
-# would copy in a broken state.
-_CONTEXT = mp.get_context("spawn")
 
 
 @dataclass
@@ -49,24 +47,47 @@ def _worker_main(fn: Callable[[Any], Iterator[Any]], jobs: Connection, out: Conn
 
 
 class _Worker:
+    """One worker: a fresh ``python -m va_widgets.workers`` process talking over two pipes.
+
+    A plain subprocess (not multiprocessing's spawn) so the caller's ``__main__`` is never
+    re-imported: a script without an ``if __name__ == "__main__"`` guard works too.
+    """
+
     def __init__(self, fn: Callable[[Any], Iterator[Any]]) -> None:
-        jobs_read, self.jobs = _CONTEXT.Pipe(duplex=False)
-        self.results, out_write = _CONTEXT.Pipe(duplex=False)
-        self.process = _CONTEXT.Process(
-            target=_worker_main, args=(fn, jobs_read, out_write), daemon=True
+        jobs_read, jobs_write = os.pipe()
+        results_read, results_write = os.pipe()
+        env = dict(os.environ)
+        # the child sees the caller's import path, as multiprocessing's spawn would arrange
+        env["PYTHONPATH"] = os.pathsep.join(p or os.getcwd() for p in sys.path)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "va_widgets.workers", str(jobs_read), str(results_write)],
+            pass_fds=(jobs_read, results_write),
+            stdin=subprocess.DEVNULL,
+            env=env,
         )
-        self.process.start()
-        jobs_read.close()
-        out_write.close()
+        os.close(jobs_read)
+        os.close(results_write)
+        self.jobs = Connection(jobs_write, readable=False)
+        self.results = Connection(results_read, writable=False)
+        self.jobs.send(fn)  # pickled by reference: module and name
         self.index: int | None = None
+
+    @property
+    def exitcode(self) -> int | None:
+        """The process's exit status; negative for a signal (e.g. -11 for SIGSEGV)."""
+        try:
+            return self.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            return None
 
     def stop(self) -> None:
         with contextlib.suppress(OSError):  # the worker may be dead already
             self.jobs.send(None)
-        self.process.join(timeout=5)
-        if self.process.is_alive():
+        try:
+            self.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
             self.process.kill()
-            self.process.join()
+            self.process.wait()
         self.jobs.close()
         self.results.close()
 
@@ -102,8 +123,7 @@ def run_isolated(
                 try:
                     kind, payload = worker.results.recv()
                 except (EOFError, OSError):
-                    worker.process.join(timeout=5)
-                    yield WorkerEvent(index, items[index], "crash", worker.process.exitcode)
+                    yield WorkerEvent(index, items[index], "crash", worker.exitcode)
                     worker.stop()
                     pool[pool.index(worker)] = replacement = _Worker(fn)
                     _assign(replacement, todo, items)
@@ -120,3 +140,9 @@ def _assign(worker: _Worker, todo: list[int], items: list[Any]) -> None:
     worker.index = todo.pop() if todo else None
     if worker.index is not None:
         worker.jobs.send(items[worker.index])
+
+
+if __name__ == "__main__":  # a worker process started by _Worker
+    _jobs = Connection(int(sys.argv[1]), writable=False)
+    _out = Connection(int(sys.argv[2]), readable=False)
+    _worker_main(_jobs.recv(), _jobs, _out)

@@ -1,0 +1,263 @@
+"""A labelling Task over a real library and a real SQLite store; export and apply."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import va_widgets as va
+from synth import make_video
+from va_widgets.samples import clip_truth
+from va_widgets.store import TaskMismatch
+
+
+@pytest.fixture(scope="module")
+def sample(tmp_path_factory, pixel_embedder):  # type: ignore[no-untyped-def]
+    """A library of the sample videos (offline embedder) and its red-ball truth per clip."""
+    root = tmp_path_factory.mktemp("sample")
+    truth = va.make_sample_videos(root / "videos", n_videos=3, seconds_per_video=24)
+    lib = va.index_videos(root / "videos", root / "cache", embedder=pixel_embedder, progress=False)
+    return lib, clip_truth(lib.clips, truth, "red ball").to_numpy()
+
+
+def new_task(lib, tmp_path, name="ball", **kwargs):  # type: ignore[no-untyped-def]
+    return va.Task(lib, name, store=tmp_path / "labels.sqlite", annotator="ana", **kwargs)
+
+
+def test_label_skip_undo_are_durable_and_retrain(sample, tmp_path):
+    lib, truth = sample
+    task = new_task(lib, tmp_path)
+    ids = lib.clips["clip_id"].tolist()
+    pos, neg = ids[int(np.argmax(truth))], ids[int(np.argmin(truth))]
+    assert task.model_version == 0 and task.counts() == {
+        "positives": 0,
+        "negatives": 0,
+        "skipped": 0,
+    }
+    task.label(pos, True)
+    task.label(neg, False)
+    assert task.model_version >= 1 and task.classifier is not None
+    version = task.model_version
+    other = next(i for i in ids if i not in (pos, neg))
+    task.skip(other)
+    task.label(ids[-1], bool(truth[-1]))
+    assert task.undo() == ids[-1]
+    assert task.model_version > version
+    assert task.counts() == {"positives": 1, "negatives": 1, "skipped": 1}
+    # a fresh process sees the same labels and fits the same model
+    reopened = new_task(lib, tmp_path)
+    assert reopened.counts() == task.counts()
+    np.testing.assert_allclose(reopened.classifier.coef_, task.classifier.coef_)
+    labels = reopened.labels()
+    assert set(labels["clip_id"]) == {pos, neg}
+    assert {"label", "annotator", "feed", "time", "model_version", "video", "start_seconds"} <= set(
+        labels
+    )
+
+
+def test_feeds_never_repeat_or_return_labelled_clips(sample, tmp_path):
+    lib, truth = sample
+    task = new_task(lib, tmp_path)
+    ids = lib.clips["clip_id"].tolist()
+    for clip, y in list(zip(ids, truth, strict=True))[:12]:
+        task.label(clip, bool(y))
+    task.skip(ids[12])
+    labelled = set(ids[:13])
+    for feed in ("top", "bottom", "borderline", "random", "auto"):
+        batch = task.next(feed, n=8)
+        assert len(batch) == len(set(batch)) == 8, feed
+        assert not labelled & set(batch), feed
+    similar = task.next("similar", n=5, similar_to=ids[20])
+    assert ids[20] not in similar and len(similar) == 5
+    review = task.next("review", n=5)
+    assert set(review) <= set(ids[:12])
+    stats = task.feed_stats()
+    assert {"pulls", "mean_reward", "ucb"} <= set(stats.columns)
+    assert task.last_feed in ("review",)
+
+
+def test_active_learning_finds_the_concept(sample, tmp_path):
+    lib, truth = sample
+    task = new_task(lib, tmp_path)
+    oracle = dict(zip(lib.clips["clip_id"], truth, strict=True))
+    seed = lib.clips["clip_id"][truth].iloc[0]
+    task.label(seed, True)
+    for _ in range(6):
+        for clip in task.next("auto", n=5):
+            task.label(clip, bool(oracle[clip]))
+    quality = task.quality()
+    assert quality.ap is not None and quality.ci_low <= quality.ap <= quality.ci_high
+    scores = task.scores()
+    assert scores.index.tolist() == lib.clips["clip_id"].tolist()
+    from sklearn.metrics import average_precision_score
+
+    assert average_precision_score(truth, scores.to_numpy()) > truth.mean() + 0.3
+
+
+def test_quality_says_when_there_are_not_enough_labels(sample, tmp_path):
+    lib, truth = sample
+    task = new_task(lib, tmp_path)
+    task.label(lib.clips["clip_id"][truth].iloc[0], True)
+    q = task.quality()
+    assert q.ap is None and "not enough labels" in q.reason
+    with pytest.raises(va.VaWidgetsError, match="no classifier yet"):
+        task.classifier  # noqa: B018
+
+
+def test_bad_input_is_a_clear_error_and_writes_nothing(
+    sample, tmp_path, tiny_clip, tmp_path_factory
+):
+    lib, _ = sample
+    task = new_task(lib, tmp_path)
+    clip = lib.clips["clip_id"].iloc[0]
+    with pytest.raises(KeyError, match="no-such-clip"):
+        task.label("no-such-clip", True)
+    with pytest.raises(TypeError, match="must be True or False, got 1"):
+        task.label(clip, 1)
+    with pytest.raises(TypeError, match="'yes'"):
+        task.label(clip, "yes")
+    with pytest.raises(ValueError, match="unknown feed 'best'"):
+        task.next("best")
+    with pytest.raises(ValueError, match="non-empty"):
+        va.Task(lib, "", store=tmp_path / "labels.sqlite")
+    with pytest.raises(va.TextSearchUnavailable):
+        task.set_query("a red ball")
+    assert task.counts() == {"positives": 0, "negatives": 0, "skipped": 0}
+    assert task.store.history("ball").empty
+    # the same task name in the same store, but another library: refused
+    other_root = tmp_path_factory.mktemp("other")
+    make_video(other_root / "v.mp4", [((200, 0, 0), 2.0)])
+    other = va.index_videos(other_root, other_root / "cache", embedder=tiny_clip, progress=False)
+    with pytest.raises(TaskMismatch):
+        va.Task(other, "ball", store=tmp_path / "labels.sqlite")
+
+
+def test_query_drives_the_search_feed_and_cold_start(tmp_path, tiny_clip):
+    (tmp_path / "v").mkdir()
+    make_video(
+        tmp_path / "v" / "a.mp4", [((200, 0, 0), 2.0), ((0, 0, 200), 2.0), ((0, 200, 0), 2.0)]
+    )
+    lib = va.index_videos(tmp_path / "v", tmp_path / "cache", embedder=tiny_clip, progress=False)
+    task = va.Task(lib, "red", query="a red frame", store=tmp_path / "l.sqlite", annotator="bo")
+    ranked = lib.search("a red frame", k=3)["clip_id"].tolist()
+    assert task.next("search", n=3) == ranked
+    assert task.next("top", n=3) == ranked  # no model yet: the zero-shot scores stand in
+    assert "zero-shot" in task.last_source
+    again = va.Task(lib, "red", store=tmp_path / "l.sqlite", annotator="bo")
+    assert again.query == "a red frame"  # remembered by the store
+
+
+def test_two_processes_label_the_same_task(sample, tmp_path):
+    lib, _ = sample
+    ids = lib.clips["clip_id"].tolist()
+    script = (
+        "import sys, va_widgets as va\n"
+        "lib = va.ClipLibrary.open(sys.argv[1])\n"
+        "task = va.Task(lib, 'ball', store=sys.argv[2], annotator='bea')\n"
+        "for clip in sys.argv[3:]:\n"
+        "    task.label(clip, True)\n"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script, str(lib.cache), str(tmp_path / "labels.sqlite"), *ids[20:]]
+    )
+    task = new_task(lib, tmp_path)
+    for clip in ids[:20]:
+        task.label(clip, False)
+    assert proc.wait(timeout=120) == 0
+    final = new_task(lib, tmp_path).labels()
+    assert len(final) == len(ids) == 36
+    assert final.groupby("annotator").size().to_dict() == {"ana": 20, "bea": 16}
+
+
+def test_export_and_apply_to_new_videos(sample, tmp_path, pixel_embedder):
+    lib, truth = sample
+    task = new_task(lib, tmp_path)
+    for clip, y in zip(lib.clips["clip_id"], truth, strict=True):
+        task.label(clip, bool(y))
+    out = task.export(tmp_path / "export" / "ball")
+    labels = pd.read_csv(out["csv"])
+    assert len(labels) == len(lib) and {"clip_id", "label", "video", "start_seconds"} <= set(labels)
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(out["parquet"]).drop(columns="time"), task.labels().drop(columns="time")
+    )
+    clf = va.load_classifier(out["classifier"])
+    assert clf.task == "ball" and clf.embedder_spec == lib.embedder_spec
+    np.testing.assert_allclose(clf.score_library(lib)["score"], task.scores().to_numpy(), atol=1e-5)
+    # a new video, indexed with the classifier's own embedder and clip rule
+    new = tmp_path / "new"
+    truth_new = va.make_sample_videos(new, n_videos=1, seconds_per_video=12, seed=7)
+    scored = clf.score_videos(new, progress=False)
+    assert len(scored) == 6 and scored["score"].between(0, 1).all()
+    assert clip_truth(scored, truth_new).any()  # the new video shows the concept
+
+
+def test_load_classifier_refuses_foreign_files(tmp_path):
+    import skops.io as sio
+
+    (tmp_path / "text.skops").write_text("not a classifier")
+    with pytest.raises(va.VaWidgetsError, match="not a va_widgets classifier"):
+        va.load_classifier(tmp_path / "text.skops")
+    (tmp_path / "other.skops").write_bytes(sio.dumps({"some": "dict"}))
+    with pytest.raises(va.VaWidgetsError, match="not a va_widgets classifier"):
+        va.load_classifier(tmp_path / "other.skops")
+    from fractions import Fraction
+
+    untrusted = {"format": "va_widgets.classifier", "estimator": Fraction(1, 3)}
+    (tmp_path / "odd.skops").write_bytes(sio.dumps(untrusted))
+    with pytest.raises(va.VaWidgetsError, match=r"fractions\.Fraction"):
+        va.load_classifier(tmp_path / "odd.skops")
+    (tmp_path / "partial.skops").write_bytes(sio.dumps({"format": "va_widgets.classifier"}))
+    with pytest.raises(va.VaWidgetsError, match="incomplete"):
+        va.load_classifier(tmp_path / "partial.skops")
+    with pytest.raises(FileNotFoundError):
+        va.load_classifier(tmp_path / "missing.skops")
+
+
+def test_simulate_reproduces_the_paper_protocol(sample):
+    lib, truth = sample
+    result = va.simulate(lib, truth, budget=20, policy="auto", checkpoints=(10, 20), batch_size=5)
+    assert result["n_labels"].tolist() == [10, 20]
+    assert result["ap"].between(0, 1).all()
+    series = pd.Series(truth, index=lib.clips["clip_id"])
+    same = va.simulate(lib, series, budget=20, policy="auto", checkpoints=(10, 20), batch_size=5)
+    pd.testing.assert_frame_equal(result, same)
+    with pytest.raises(ValueError, match="one entry per clip"):
+        va.simulate(lib, truth[:-1], budget=10)
+
+
+def test_empty_library_is_a_clear_error(tmp_path, pixel_embedder):
+    (tmp_path / "v").mkdir()
+    (tmp_path / "v" / "broken.mp4").write_text("not a video")
+    with pytest.warns(UserWarning):
+        lib = va.index_videos(
+            tmp_path / "v", tmp_path / "cache", embedder=pixel_embedder, progress=False
+        )
+    with pytest.raises(va.VaWidgetsError, match="has no clips"):
+        va.Task(lib, "anything", store=tmp_path / "l.sqlite")
+
+
+def test_modal_teach_works_with_the_pinned_scikit_learn():
+    import sklearn
+    from modAL.models import ActiveLearner
+    from sklearn.linear_model import LogisticRegression
+
+    assert tuple(int(x) for x in sklearn.__version__.split(".")[:2]) < (1, 8)
+    x = np.random.default_rng(0).normal(size=(20, 4))
+    y = (x[:, 0] > 0).astype(int)
+    learner = ActiveLearner(LogisticRegression(), X_training=x[:10], y_training=y[:10])
+    learner.teach(x[10:], y[10:])
+    assert learner.X_training.shape == (20, 4)
+
+
+def test_export_path_parent_is_created(sample, tmp_path):
+    lib, truth = sample
+    task = new_task(lib, tmp_path)
+    task.label(lib.clips["clip_id"][truth].iloc[0], True)
+    task.label(lib.clips["clip_id"][~truth].iloc[0], False)
+    out = task.export(tmp_path / "deep" / "er" / "x")
+    assert all(Path(p).exists() for p in out.values())
