@@ -443,3 +443,25 @@ def test_hf_hub_model_loads_offline_from_the_cache(
     )
     rebuilt = embedder_from_spec(emb.spec(), cache_dir=str(cache))
     assert rebuilt.spec() == emb.spec()
+
+
+def test_an_unreachable_hub_is_detected_without_download_retries(monkeypatch, tmp_path):
+    import socket
+
+    from va_widgets.embedders import forget_hub_failure
+
+    with socket.socket() as s:  # a loopback port with nothing listening
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    from huggingface_hub import constants
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)  # as if imported without it
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{port}")
+    forget_hub_failure()
+    try:
+        with pytest.warns(EmbedderFallbackWarning, match=r"cannot be reached"):
+            embedder = load_default_embedder(cache_dir=str(tmp_path))
+        assert isinstance(embedder, PixelStatsEmbedder)
+    finally:
+        forget_hub_failure()

@@ -256,6 +256,27 @@ def _offline_reason() -> str | None:
     return None
 
 
+def _hub_unreachable(timeout_seconds: float = 3.0) -> str | None:
+    """Why the Hugging Face Hub cannot be reached (DNS or TCP within a few seconds), or None.
+
+    huggingface_hub retries a failed download for about 47 s before giving up; this probe
+    tells a machine without network access at once.
+    """
+    from urllib.parse import urlparse
+
+    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
+    url = urlparse(endpoint)
+    host, port = (
+        url.hostname or "huggingface.co",
+        url.port or (443 if url.scheme == "https" else 80),
+    )
+    try:
+        with socket.create_connection((host, port), timeout=timeout_seconds):
+            return None
+    except OSError as exc:
+        return f"the Hugging Face Hub ({host}) cannot be reached: {exc}"
+
+
 @contextmanager
 def _hub_offline(active: bool) -> Iterator[None]:
     """Make huggingface_hub serve from its cache only (as HF_HUB_OFFLINE=1 would) while active.
@@ -587,6 +608,8 @@ class OpenClipEmbedder:
 
     def _fail_fast_if_offline(self, offline: str | None, cached: bool, what: str) -> None:
         global _HUB_FAILURE
+        if offline is None and not cached:
+            offline = _hub_unreachable()
         if offline is not None and not cached:
             if _HUB_FAILURE is None:
                 _HUB_FAILURE = offline
