@@ -14,6 +14,8 @@ setup() {
     fi
     # constraints-dev.txt pins torch/torchvision as a working pair for the dev environment.
     "$VENV/bin/python" -m pip install --quiet --upgrade pip
+    # the widget's front end: js/ sources bundled by esbuild into src/va_widgets/static/
+    (cd js && npm ci --no-audit --no-fund --silent && npm run --silent build)
     "$VENV/bin/python" -m pip install --quiet -e ".[dev]" -c constraints-dev.txt
 }
 
@@ -32,6 +34,7 @@ test)
     "$VENV/bin/ruff" check src tests benchmarks
     "$VENV/bin/ruff" format --check src tests benchmarks
     "$VENV/bin/mypy"
+    (cd js && npm test --silent)
     # pytest exits 5 when it collected no test: set -e makes that a failure too.
     "$VENV/bin/python" -m pytest "$@"
     ;;

@@ -193,6 +193,8 @@ def test_export_and_apply_to_new_videos(sample, tmp_path, pixel_embedder):
     truth_new = va.make_sample_videos(new, n_videos=1, seconds_per_video=12, seed=7)
     scored = clf.score_videos(new, progress=False)
     assert len(scored) == 6 and scored["score"].between(0, 1).all()
+    figure = clf.plot_timeline(scored)
+    assert len(figure.axes) == 1 and figure.axes[0].get_ylabel() == "sample_00.mp4"
     assert clip_truth(scored, truth_new).any()  # the new video shows the concept
 
 

@@ -21,6 +21,7 @@ __version__ = "0.1.0"
 
 # public name -> module that defines it; loaded on first attribute access (PEP 562).
 _LAZY = {
+    "Annotator": "va_widgets.widget",
     "index_videos": "va_widgets.library",
     "ClipLibrary": "va_widgets.library",
     "ClipRule": "va_widgets.media",
@@ -35,6 +36,7 @@ _LAZY = {
 }
 
 __all__ = [
+    "Annotator",
     "CacheError",
     "ClipLibrary",
     "ClipRule",
@@ -62,6 +64,7 @@ if TYPE_CHECKING:
     from va_widgets.media import ClipRule
     from va_widgets.samples import make_sample_videos
     from va_widgets.task import Task, simulate
+    from va_widgets.widget import Annotator
 
 
 def __getattr__(name: str) -> Any:

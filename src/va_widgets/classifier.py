@@ -19,6 +19,8 @@ from va_widgets.errors import EmbedderMismatch, VaWidgetsError
 from va_widgets.linalg import project
 
 if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
     from va_widgets.embedders import Embedder
     from va_widgets.library import ClipLibrary
     from va_widgets.task import Task
@@ -146,6 +148,12 @@ class VideoClassifier:
                 progress=progress,
             )
             return self.score_library(lib)
+
+    def plot_timeline(self, scores: pd.DataFrame, *, threshold: float = 0.5) -> Figure:
+        """A per-video score timeline (one row per video) of ``score_videos`` output."""
+        from va_widgets.plots import score_timeline
+
+        return score_timeline(scores, threshold=threshold, title=self.task or None)
 
     def _embedder(self) -> Embedder:
         from va_widgets.embedders import embedder_from_spec

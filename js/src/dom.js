@@ -1,0 +1,33 @@
+// Tiny DOM helpers. Text always goes in as text nodes (textContent): never innerHTML.
+
+/**
+ * Create an element. attrs: "text" sets textContent, "class" the class name, "on<event>" adds
+ * a listener, booleans add/omit the attribute, anything else is set with setAttribute.
+ * Children may be elements or strings (appended as text nodes).
+ */
+export function h(tag, attrs = {}, children = []) {
+  const el = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (value == null || value === false) continue;
+    if (key === "text") el.textContent = String(value);
+    else if (key === "class") el.className = value;
+    else if (key.startsWith("on")) el.addEventListener(key.slice(2), value);
+    else el.setAttribute(key, value === true ? "" : String(value));
+  }
+  for (const child of [].concat(children)) if (child != null) el.append(child);
+  return el;
+}
+
+/** Set or remove an attribute (null/undefined/false removes it). */
+export function attr(el, name, value) {
+  if (value == null || value === false) el.removeAttribute(name);
+  else el.setAttribute(name, value === true ? "" : String(value));
+}
+
+export function formatScore(score) {
+  return typeof score === "number" ? score.toFixed(2) : "–";
+}
+
+export function formatSeconds(s) {
+  return `${Number(s).toFixed(1)} s`;
+}

@@ -1,0 +1,193 @@
+// The clips of this view: pages (batches) shown one at a time, a cursor, and the upcoming
+// clips already loaded (previews decoded) so that labelling never waits on the kernel.
+// Pure logic, no DOM: `release(item)` frees an item's resources when it is dropped.
+
+const KEEP_PAGES = 10; // decided pages kept for going back
+
+export class Queue {
+  constructor({ batchSize = 8, release = () => {} } = {}) {
+    this.batchSize = batchSize;
+    this.release = release;
+    this.items = new Map(); // clip_id -> item
+    this.pages = [[]]; // arrays of clip ids; the last one is the newest
+    this.page = 0;
+    this.cursor = 0;
+    this.upcoming = []; // loaded clip ids not yet on a page
+  }
+
+  get pageIds() {
+    return this.pages[this.page];
+  }
+
+  get current() {
+    return this.items.get(this.pageIds[this.cursor]) ?? null;
+  }
+
+  /** Undecided clips not yet passed: what the annotator can still label without waiting. */
+  get ahead() {
+    const ids = this.pages[this.pages.length - 1];
+    return this.upcoming.length + ids.filter((id) => !this.items.get(id).decision).length;
+  }
+
+  /** Every clip id this view holds (sent to Python as `have`). */
+  get known() {
+    return [...this.items.keys()];
+  }
+
+  /** Add loaded items (duplicates are released); open a page if the current one is done. */
+  add(items) {
+    const added = [];
+    for (const item of items) {
+      if (this.items.has(item.clip_id)) {
+        this.release(item);
+        continue;
+      }
+      this.items.set(item.clip_id, item);
+      this.upcoming.push(item.clip_id);
+      added.push(item);
+    }
+    if (this.page === this.pages.length - 1 && !this._undecidedIn(this.pageIds)) this._openPage();
+    return added;
+  }
+
+  /** Record a decision for the current clip and move on; returns the decided item. */
+  decide(decision) {
+    const item = this.current;
+    if (!item) return null;
+    item.decision = decision;
+    this._advance();
+    return item;
+  }
+
+  /** Move the cursor by delta (+1 next, -1 previous), across pages. */
+  move(delta) {
+    const ids = this.pageIds;
+    const target = this.cursor + delta;
+    if (target < 0) {
+      if (this.page > 0) {
+        this.page -= 1;
+        this.cursor = this.pageIds.length - 1;
+      }
+    } else if (target >= ids.length) {
+      if (this.page < this.pages.length - 1) {
+        this.page += 1;
+        this.cursor = 0;
+      } else if (!this._undecidedIn(ids)) {
+        this._openPage();
+      } else {
+        this.cursor = ids.findIndex((id) => !this.items.get(id).decision); // wrap to the first open
+      }
+    } else {
+      this.cursor = target;
+    }
+  }
+
+  /** Put the cursor on clip_id; returns false when this view does not hold it. */
+  goTo(clipId) {
+    for (let p = this.pages.length - 1; p >= 0; p--) {
+      const i = this.pages[p].indexOf(clipId);
+      if (i >= 0) {
+        this.page = p;
+        this.cursor = i;
+        return true;
+      }
+    }
+    const u = this.upcoming.indexOf(clipId);
+    if (u >= 0) {
+      this.upcoming.splice(u, 1);
+      this._insertAtCursor(clipId);
+      return true;
+    }
+    return false;
+  }
+
+  /** An undone clip: undecided again and current (inserted into the page if new here). */
+  restore(clipId, item) {
+    if (!this.goTo(clipId)) {
+      if (!item) return null;
+      this.items.set(clipId, item);
+      this._insertAtCursor(clipId);
+    }
+    const current = this.current;
+    current.decision = null;
+    current.state = "new";
+    return current;
+  }
+
+  /** Drop every undecided clip (a new feed or query replaces them). */
+  discardUndecided() {
+    const drop = (id) => {
+      const item = this.items.get(id);
+      if (item.decision) return false;
+      this.items.delete(id);
+      this.release(item);
+      return true;
+    };
+    this.upcoming = this.upcoming.filter((id) => !drop(id));
+    const last = this.pages.length - 1;
+    this.pages[last] = this.pages[last].filter((id) => !drop(id));
+    this.page = last;
+    this.cursor = this.pages[last].length; // past the end: waiting for new clips
+  }
+
+  /** Drop upcoming clips that another view already decided (not in Python's queue). */
+  retainUpcoming(queueIds) {
+    const keep = new Set(queueIds);
+    this.upcoming = this.upcoming.filter((id) => {
+      if (keep.has(id)) return true;
+      this.release(this.items.get(id));
+      this.items.delete(id);
+      return false;
+    });
+  }
+
+  clear() {
+    for (const item of this.items.values()) this.release(item);
+    this.items.clear();
+    this.pages = [[]];
+    this.page = 0;
+    this.cursor = 0;
+    this.upcoming = [];
+  }
+
+  _undecidedIn(ids) {
+    return ids.some((id) => !this.items.get(id).decision);
+  }
+
+  _insertAtCursor(clipId) {
+    const ids = this.pageIds;
+    this.cursor = Math.min(this.cursor, ids.length);
+    ids.splice(this.cursor, 0, clipId);
+  }
+
+  _advance() {
+    const ids = this.pageIds;
+    const open = (i) => !this.items.get(ids[i]).decision;
+    for (let i = this.cursor + 1; i < ids.length; i++) if (open(i)) return void (this.cursor = i);
+    for (let i = 0; i < this.cursor; i++) if (open(i)) return void (this.cursor = i);
+    if (this.page < this.pages.length - 1) {
+      // labelling on an older page: return to the newest one
+      this.page = this.pages.length - 1;
+      this.cursor = Math.max(0, this.pageIds.findIndex((id) => !this.items.get(id).decision));
+      if (!this._undecidedIn(this.pageIds)) this._openPage();
+      return;
+    }
+    this._openPage();
+  }
+
+  _openPage() {
+    const last = this.pages.length - 1;
+    const fresh = this.upcoming.splice(0, this.batchSize);
+    if (this.pages[last].length === 0) this.pages[last] = fresh;
+    else if (fresh.length) this.pages.push(fresh);
+    this.page = this.pages.length - 1;
+    this.cursor = fresh.length ? 0 : this.pageIds.length; // past the end: waiting
+    while (this.pages.length > KEEP_PAGES) {
+      for (const id of this.pages.shift()) {
+        this.release(this.items.get(id));
+        this.items.delete(id);
+      }
+      this.page -= 1;
+    }
+  }
+}

@@ -1,0 +1,40 @@
+// Request/response over anywidget custom messages, matched by id (quak-style).
+// Python answers every request with {id, ...} or {kind: "error", id, error}.
+
+export function createRpc(model) {
+  const pending = new Map();
+  const prefix = Math.random().toString(36).slice(2, 10);
+  let counter = 0;
+
+  function onMessage(msg, buffers) {
+    if (!msg || msg.id == null || !pending.has(msg.id)) return; // another view's reply
+    const { resolve, reject } = pending.get(msg.id);
+    pending.delete(msg.id);
+    if (msg.kind === "error") {
+      const error = new Error(msg.error);
+      error.request = msg.request;
+      reject(error);
+    } else {
+      resolve({ msg, buffers: buffers ?? [] });
+    }
+  }
+  model.on("msg:custom", onMessage);
+
+  return {
+    /** Send {kind, ...} and resolve with {msg, buffers} when Python answers. */
+    request(content) {
+      const id = `${prefix}-${++counter}`;
+      return new Promise((resolve, reject) => {
+        pending.set(id, { resolve, reject });
+        model.send({ ...content, id });
+      });
+    },
+    get inFlight() {
+      return pending.size;
+    },
+    dispose() {
+      model.off("msg:custom", onMessage);
+      pending.clear();
+    },
+  };
+}

@@ -1,0 +1,316 @@
+"""The Annotator's message protocol, driven in-process through ``_handle_custom_msg``.
+
+A real library (synthetic sample videos, offline embedder), a real Task and SQLite store;
+messages the widget sends are captured by replacing ``send`` on the instance. Needs the built
+front end (``cd js && npm ci && npm run build``), as any use of the widget does.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+import av
+import numpy as np
+import pytest
+import traitlets
+
+import va_widgets as va
+from synth import make_video
+from va_widgets import widget as widget_module
+from va_widgets.errors import VaWidgetsError
+from va_widgets.widget import DEFAULT_KEYS, Annotator
+
+JPEG_START = b"\xff\xd8"
+
+
+@pytest.fixture(scope="module")
+def lib(tmp_path_factory, pixel_embedder):  # type: ignore[no-untyped-def]
+    root = tmp_path_factory.mktemp("widget")
+    va.make_sample_videos(root / "videos", n_videos=2, seconds_per_video=24)
+    return va.index_videos(root / "videos", root / "cache", embedder=pixel_embedder, progress=False)
+
+
+class Recorder:
+    """Collects what the widget sends and answers requests with fresh ids."""
+
+    def __init__(self, widget: Annotator) -> None:
+        self.widget = widget
+        self.sent: list[tuple[dict[str, Any], list[bytes]]] = []
+        self.count = 0
+        widget.send = lambda content, buffers=None: self.sent.append((content, list(buffers or [])))  # type: ignore[method-assign]
+
+    def request(self, kind: str, **content: Any) -> tuple[dict[str, Any], list[bytes]]:
+        """Send one front-end message; return the reply that carries its id."""
+        self.count += 1
+        rid = f"r{self.count}"
+        self.widget._handle_custom_msg({"kind": kind, "id": rid, **content}, [])
+        replies = [(c, b) for c, b in self.sent if c.get("id") == rid]
+        assert len(replies) == 1, f"expected one reply to {kind}, got {replies}"
+        return replies[0]
+
+
+def make_annotator(lib, tmp_path: Path, **kwargs: Any) -> tuple[Annotator, Recorder]:  # type: ignore[no-untyped-def]
+    ann = Annotator(lib, task="ball", store=tmp_path / "labels.sqlite", annotator="ana", **kwargs)
+    return ann, Recorder(ann)
+
+
+def test_more_streams_previews_as_binary_buffers(lib, tmp_path):
+    ann, rec = make_annotator(lib, tmp_path)
+    reply, buffers = rec.request("more", n=6, have=[])
+    assert reply["kind"] == "clips" and reply["epoch"] == ann._epoch
+    clips = reply["clips"]
+    ids = [c["clip_id"] for c in clips]
+    assert len(ids) == 6 == len(set(ids))
+    assert set(clips[0]) == {
+        "clip_id",
+        "video",
+        "start_seconds",
+        "end_seconds",
+        "score",
+        "feed",
+        "n_frames",
+    }
+    assert len(buffers) == sum(c["n_frames"] for c in clips) > 6
+    assert all(isinstance(b, bytes) and b.startswith(JPEG_START) for b in buffers)
+    first = clips[0]
+    assert buffers[: first["n_frames"]] == lib.thumbnails(first["clip_id"])
+    assert ann._queue == ids
+    # the next request gets new clips; a re-rendered view (have=[]) gets the queue back first
+    more, _ = rec.request("more", n=4, have=ids)
+    assert not set(c["clip_id"] for c in more["clips"]) & set(ids)
+    again, _ = rec.request("more", n=3, have=[])
+    assert [c["clip_id"] for c in again["clips"]] == ids[:3]
+
+
+def test_label_is_acknowledged_after_commit_and_updates_status(lib, tmp_path):
+    ann, rec = make_annotator(lib, tmp_path)
+    reply, _ = rec.request("more", n=8, have=[])
+    ids = [c["clip_id"] for c in reply["clips"]]
+    ack, _ = rec.request("label", clip_id=ids[0], label=True)
+    assert ack == {
+        "id": ack["id"],
+        "kind": "ack",
+        "clip_id": ids[0],
+        "label": True,
+        "scores": ack["scores"],
+    }
+    # committed: a second store connection (another process, a restarted kernel) sees it
+    other = va.Task(lib, "ball", store=tmp_path / "labels.sqlite", annotator="ana")
+    assert other.counts()["positives"] == 1
+    assert ann.last_saved == ids[0] and ids[0] not in ann._queue
+    assert ann.counts == {"positives": 1, "negatives": 0, "skipped": 0}
+    ack, _ = rec.request("label", clip_id=ids[1], label=False)
+    assert ann.model_version == ann.task.model_version >= 1
+    assert set(ack["scores"]) == set(ann._queue) == set(ids[2:])
+    assert all(0.0 <= s <= 1.0 for s in ack["scores"].values())
+    for clip_id, label in zip(ids[2:4], (True, False), strict=True):
+        rec.request("label", clip_id=clip_id, label=label)
+    assert ann.quality["n_pos"] == 2 and ann.quality["n_neg"] == 2
+    assert (
+        ann.quality["ap"] is not None
+        and ann.quality["ci_low"] <= ann.quality["ap"] <= ann.quality["ci_high"]
+    )
+    assert ann.auto_choice in ann._feeds and ann.auto_reason
+
+
+def test_skip_and_undo_round_trip(lib, tmp_path):
+    ann, rec = make_annotator(lib, tmp_path)
+    reply, _ = rec.request("more", n=4, have=[])
+    ids = [c["clip_id"] for c in reply["clips"]]
+    ack, _ = rec.request("skip", clip_id=ids[0])
+    assert ack["kind"] == "ack" and ack["label"] is None
+    assert ann.counts["skipped"] == 1 and ids[0] not in ann._queue
+    undone, buffers = rec.request("undo")
+    assert undone["kind"] == "undone" and undone["clip_id"] == ids[0]
+    assert [c["clip_id"] for c in undone["clips"]] == [ids[0]]
+    assert buffers == lib.thumbnails(ids[0])
+    assert ann._queue[0] == ids[0] and ann.counts["skipped"] == 0
+    nothing, buffers = rec.request("undo")
+    assert nothing["clip_id"] is None and nothing["clips"] == [] and buffers == []
+
+
+def test_errors_are_sent_back_with_the_request_id_and_shown(lib, tmp_path):
+    ann, rec = make_annotator(lib, tmp_path)
+    reply, _ = rec.request("label", clip_id="no-such-clip", label=True)
+    assert reply["kind"] == "error" and reply["request"] == "label"
+    assert "unknown clip id" in reply["error"] and ann.error == reply["error"]
+    clip_id = lib.clips["clip_id"].iat[0]
+    reply, _ = rec.request("label", clip_id=clip_id, label="yes")
+    assert reply["kind"] == "error" and "must be true or false" in reply["error"]
+    assert ann.task.counts()["positives"] == 0  # nothing was written
+    reply, _ = rec.request("frobnicate")
+    assert reply["kind"] == "error" and "unknown message kind 'frobnicate'" in reply["error"]
+
+
+def test_feed_change_replaces_the_queue(lib, tmp_path):
+    ann, rec = make_annotator(lib, tmp_path)
+    rec.request("more", n=4, have=[])
+    epoch = ann._epoch
+    ann.feed = "random"  # what the feed selector does
+    assert ann._epoch == epoch + 1 and ann._queue == []
+    reply, _ = rec.request("more", n=4, have=[])
+    assert reply["epoch"] == epoch + 1
+    assert {c["feed"] for c in reply["clips"]} == {"random"} and ann.feed_source
+    with pytest.raises(traitlets.TraitError):
+        ann.feed = "newest"
+
+
+def test_similar_feed_from_a_clip(lib, tmp_path):
+    ann, rec = make_annotator(lib, tmp_path)
+    clip_id = lib.clips["clip_id"].iat[3]
+    ack, _ = rec.request("similar", clip_id=clip_id)
+    assert ack["kind"] == "ack" and ann.feed == "similar" and ann.similar_to == clip_id
+    reply, _ = rec.request("more", n=5, have=[])
+    got = [c["clip_id"] for c in reply["clips"]]
+    assert len(got) == 5 and clip_id not in got
+    nearest = lib.similar(clip_id, k=8)["clip_id"].tolist()  # ties may order differently
+    assert got[0] == nearest[0] and set(got) <= set(nearest)
+
+
+def test_play_sends_the_clip_as_an_h264_mp4(lib, tmp_path):
+    _, rec = make_annotator(lib, tmp_path)
+    row = lib.clips.iloc[5]
+    reply, buffers = rec.request("play", clip_id=row["clip_id"])
+    assert reply == {
+        "id": reply["id"],
+        "kind": "video",
+        "clip_id": row["clip_id"],
+        "mime": "video/mp4",
+    }
+    with av.open(io.BytesIO(buffers[0])) as container:
+        stream = container.streams.video[0]
+        assert stream.codec_context.name == "h264"
+        assert stream.codec_context.width == 320 and stream.codec_context.height % 2 == 0
+        times = [f.time for f in container.decode(stream)]
+    clip_seconds = row["end_seconds"] - row["start_seconds"]
+    assert times[0] == pytest.approx(0.0, abs=1e-3)
+    assert times[-1] == pytest.approx(clip_seconds, abs=0.2) and times[-1] < clip_seconds
+
+
+def test_query_needs_a_text_encoder(lib, tmp_path):
+    ann, rec = make_annotator(lib, tmp_path)
+    assert ann.text_search is False and "no text search" in ann.text_search_reason
+    reply, _ = rec.request("query", text="a red ball")
+    assert reply["kind"] == "error" and reply["error"].startswith("TextSearchUnavailable")
+    assert ann.query == ""
+
+
+def test_query_with_open_clip_restarts_the_search_feed(tmp_path, tiny_clip):
+    (tmp_path / "v").mkdir()
+    make_video(
+        tmp_path / "v" / "a.mp4", [((200, 30, 30), 2.0), ((30, 30, 200), 2.0)], size=(64, 48)
+    )
+    lib = va.index_videos(tmp_path / "v", tmp_path / "cache", embedder=tiny_clip, progress=False)
+    ann, rec = make_annotator(lib, tmp_path, feed="search")
+    assert ann.text_search and ann.text_search_reason == ""
+    epoch = ann._epoch
+    ack, _ = rec.request("query", text="a red screen")
+    assert ack["kind"] == "ack" and ann.query == ann.task.query == "a red screen"
+    assert ann._epoch == epoch + 1
+    reply, _ = rec.request("more", n=2, have=[])
+    ranked = lib.search("a red screen", k=2)["clip_id"].tolist()
+    assert [c["clip_id"] for c in reply["clips"]] == ranked
+
+
+def test_on_label_callbacks_and_their_errors(lib, tmp_path):
+    ann, rec = make_annotator(lib, tmp_path)
+    seen: list[tuple[str, bool | None]] = []
+
+    def record(clip_id: str, label: bool | None) -> None:
+        seen.append((clip_id, label))
+
+    def broken(clip_id: str, label: bool | None) -> None:
+        raise RuntimeError("my callback broke")
+
+    ann.on_label(record)
+    ann.on_label(broken)
+    ids = lib.clips["clip_id"].tolist()
+    ack, _ = rec.request("label", clip_id=ids[0], label=True)
+    assert ack["kind"] == "ack"  # the label was saved even though a callback failed
+    assert seen == [(ids[0], True)]
+    assert "broken" in ann.error and "RuntimeError: my callback broke" in ann.error
+    ann.on_label(broken, remove=True)
+    ann.error = ""
+    rec.request("skip", clip_id=ids[1])
+    assert seen[-1] == (ids[1], None) and ann.error == ""
+
+
+def test_a_new_widget_resumes_from_the_store(lib, tmp_path):
+    _, rec = make_annotator(lib, tmp_path)
+    ids = lib.clips["clip_id"].tolist()
+    rec.request("label", clip_id=ids[0], label=True)
+    rec.request("label", clip_id=ids[1], label=False)
+    rec.request("skip", clip_id=ids[2])
+    again, rec2 = make_annotator(lib, tmp_path)  # re-running the cell after a kernel restart
+    assert again.counts == {"positives": 1, "negatives": 1, "skipped": 1}
+    assert again.model_version >= 1
+    reply, _ = rec2.request("more", n=8, have=[])
+    assert not {c["clip_id"] for c in reply["clips"]} & set(ids[:3])
+
+
+def test_constructor_checks_its_arguments(lib, tmp_path):
+    with pytest.raises(TypeError, match="'colour'"):
+        Annotator(lib, task="ball", store=tmp_path / "l.sqlite", colour="red")
+    task = va.Task(lib, "ball", store=tmp_path / "l.sqlite")
+    ann = Annotator(task=task)
+    assert ann.task is task and ann.task_name == "ball"
+    with pytest.raises(TypeError, match="query"):
+        Annotator(task=task, query="x")
+    with pytest.raises(TypeError, match="needs the library"):
+        Annotator(task="ball")
+
+
+def test_shortcuts_are_configurable_and_checked(lib, tmp_path):
+    ann, _ = make_annotator(lib, tmp_path, shortcuts={"accept": "y", "reject": ["n", "x"]})
+    assert ann.shortcuts["accept"] == ["y"] and ann.shortcuts["reject"] == ["n", "x"]
+    assert ann.shortcuts["undo"] == DEFAULT_KEYS["undo"]
+    with pytest.raises(traitlets.TraitError, match="unknown key action"):
+        ann.shortcuts = {"launch": ["l"]}
+    with pytest.raises(traitlets.TraitError, match="must be a key name"):
+        ann.shortcuts = {"accept": []}
+
+
+def test_every_synced_trait_is_documented():
+    own = {
+        name: trait
+        for name, trait in Annotator.class_traits(sync=True).items()
+        if name in Annotator.__dict__
+    }
+    assert {
+        "task_name",
+        "query",
+        "feed",
+        "counts",
+        "quality",
+        "last_saved",
+        "error",
+        "_queue",
+    } <= set(own)
+    assert [name for name, trait in own.items() if not trait.help] == []
+
+
+def test_a_missing_front_end_build_names_the_command(lib, tmp_path, monkeypatch):
+    monkeypatch.setattr(widget_module, "STATIC", tmp_path / "static")
+    with pytest.raises(VaWidgetsError, match="npm run build"):
+        Annotator(lib, task="ball", store=tmp_path / "l.sqlite")
+
+
+def test_plot_shows_learning_curve_scores_and_feeds(lib, tmp_path):
+    from va_widgets.plots import learning_curve
+
+    ann, rec = make_annotator(lib, tmp_path)
+    reply, _ = rec.request("more", n=8, have=[])
+    truth = np.arange(len(reply["clips"])) % 2 == 0
+    for clip, label in zip(reply["clips"], truth, strict=True):
+        rec.request("label", clip_id=clip["clip_id"], label=bool(label))
+    curve = learning_curve(ann.task, points=4)
+    assert curve["n_labels"].tolist()[-1] == 8
+    assert curve["ap"].notna().iloc[-1] and curve["ap"].isna().iloc[0]
+    fig = ann.plot()
+    assert [ax.get_title() for ax in fig.axes] == [
+        "Learning curve",
+        f"Scores (model v{ann.task.model_version})",
+        "Labels per feed",
+    ]
