@@ -19,8 +19,16 @@ Methods (the classifier is always the engine's balanced logistic regression):
 Reported per n: median over tasks of (method - best baseline), the paper's statistic, where
 each task's AP is the mean over seeds; and auto vs the best fixed feed and vs round robin.
 
-    python benchmarks/sample_efficiency.py            # 10 tasks x 5 seeds
-    python benchmarks/sample_efficiency.py --quick    # 10 tasks x 2 seeds
+``--data videos``: the synthetic sample videos (:func:`va_widgets.make_sample_videos`, 16
+videos x 48 s, 2 s clips = 384 clips per seed, a new set of videos per seed) indexed with the
+offline pixel-statistics embedder (176-d unit vectors, like the real product without CLIP
+weights); two tasks, "red ball" and "blue box". Split BY VIDEO: 2 query videos (the
+by-example prior: mean of their positive clips), 7 pool videos, 7 evaluation videos.
+
+    python benchmarks/sample_efficiency.py            # digits: 10 tasks x 5 seeds
+    python benchmarks/sample_efficiency.py --quick    # digits: 10 tasks x 2 seeds
+    python benchmarks/sample_efficiency.py --data videos          # 2 tasks x 5 seeds
+    python benchmarks/sample_efficiency.py --C 0.3 --raw          # classifier variants
 """
 
 from __future__ import annotations
@@ -34,14 +42,19 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("MKL_NUM_THREADS", "1")
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 from sklearn.datasets import load_digits
+from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
 
-from va_widgets.learner import ARMS, simulate
+from va_widgets.learner import ARMS, default_estimator, simulate
 
 CHECKPOINTS = (25, 50, 100, 200)
+VIDEO_CHECKPOINTS = (10, 25, 50, 100)
+VIDEO_TASKS = ("red ball", "blue box")
 BASELINES = ("random", "zero-shot", "zero-shot+random")
 FIXED = ("top", "borderline", "bottom", "VA")
 #: VA: the paper's uncertainty-led feeds on a fixed schedule (search until there is a model).
@@ -94,26 +107,71 @@ def make_task(seed: int):
     return z.astype(np.float32), y, pool, evl, query
 
 
+def video_features(seed: int, cache: Path) -> Path:
+    """Make and index sample-video set ``seed`` once; an .npz of features, labels, video ids."""
+    out = cache / f"videos{seed}.npz"
+    if out.exists():
+        return out
+    import va_widgets as va
+    from va_widgets.samples import clip_truth
+
+    folder = cache / f"videos{seed}"
+    truth = va.make_sample_videos(folder, n_videos=16, seconds_per_video=48, seed=seed)
+    lib = va.index_videos(
+        folder, cache / f"library{seed}", embedder=va.PixelStatsEmbedder(), progress=False
+    )
+    labels = {c: clip_truth(lib.clips, truth, c).to_numpy() for c in VIDEO_TASKS}
+    np.savez(
+        out,
+        x=np.asarray(lib.features, dtype=np.float32),
+        video=lib.clips["video"].to_numpy(dtype=str),
+        **{c.replace(" ", "_"): v for c, v in labels.items()},
+    )
+    return out
+
+
+def make_video_task(seed: int, concept: str, cache: Path):
+    d = np.load(cache / f"videos{seed}.npz")
+    z, y, video = d["x"], d[concept.replace(" ", "_")], d["video"]
+    names = np.unique(video)
+    np.random.default_rng(seed).shuffle(names)
+    order = pd.Series(video).map({v: i for i, v in enumerate(names)}).to_numpy()
+    query, pool = np.flatnonzero(order < 2), np.flatnonzero((order >= 2) & (order < 9))
+    evl = np.flatnonzero(order >= 9)
+    return z, y, pool, evl, query
+
+
 def run_one(args) -> list[dict]:
-    seed, digit, rewards, batch_size = args
-    z, y, pool, evl, query = make_task(seed)
-    q = z[query][y[query] == digit].mean(0)
+    seed, task, rewards, batch_size, data, est_kw = args
+    if data == "videos":
+        z, labels, pool, evl, query = make_video_task(seed, task, est_kw["cache"])
+        y, target, checkpoints = labels, True, VIDEO_CHECKPOINTS
+    else:
+        z, y, pool, evl, query = make_task(seed)
+        target, checkpoints = task, CHECKPOINTS
+    q = z[query][y[query] == target].mean(0)
     q /= np.linalg.norm(q)
     prior, eval_prior = z[pool] @ q, z[evl] @ q
+    engine_kw: dict = {"standardize": not est_kw["raw"]}
+    if est_kw["C"] is not None:
+        engine_kw["estimator"] = LogisticRegression(
+            C=est_kw["C"], class_weight="balanced", max_iter=1000
+        )
     rows = []
     for name, (policy, kw) in methods(rewards).items():
         df = simulate(
             z[pool],
-            y[pool] == digit,
-            budget=max(CHECKPOINTS),
+            y[pool] == target,
+            budget=max(checkpoints),
             policy=policy,
             prior_scores=prior,
             eval_features=z[evl],
-            eval_labels=y[evl] == digit,
+            eval_labels=y[evl] == target,
             eval_prior_scores=eval_prior,
-            checkpoints=CHECKPOINTS,
+            checkpoints=checkpoints,
             batch_size=batch_size,
             seed=seed,
+            **engine_kw,
             **kw,
         )
         for rec in df.itertuples():
@@ -121,7 +179,7 @@ def run_one(args) -> list[dict]:
                 {
                     "method": name,
                     "seed": seed,
-                    "task": digit,
+                    "task": task,
                     "n": rec.n_labels,
                     "ap": 100 * rec.ap,
                     "feeds": rec.feeds,
@@ -131,6 +189,7 @@ def run_one(args) -> list[dict]:
 
 
 def report(res: pd.DataFrame) -> None:
+    n_max = int(res["n"].max())
     per_task = res.groupby(["method", "task", "n"])["ap"].mean().unstack("method")
     best_base = per_task[list(BASELINES)].max(axis=1)
     best_fixed = per_task[list(FIXED)].max(axis=1)
@@ -152,8 +211,8 @@ def report(res: pd.DataFrame) -> None:
             (per_task[m] - per_task["round robin"]).groupby("n").median()
         )
     print(pd.DataFrame(rows).T.round(2).to_string())
-    at = res[res.method.str.startswith("auto") & (res.n == max(CHECKPOINTS))]
-    print(f"\nLabels per serving feed at n={max(CHECKPOINTS)} (mean over runs)")
+    at = res[res.method.str.startswith("auto") & (res.n == n_max)]
+    print(f"\nLabels per serving feed at n={n_max} (mean over runs)")
     for m, g in at.groupby("method"):
         counts = pd.DataFrame(list(g.feeds)).fillna(0).mean().round(1)
         print(f"  {m}: " + ", ".join(f"{k} {v:g}" for k, v in counts.items()))
@@ -170,16 +229,37 @@ def main() -> None:
         help="comma-separated extra auto-feed variants: a reward name, or c=<ucb_c> ('' for none)",
     )
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--data", choices=("digits", "videos"), default="digits")
+    ap.add_argument(
+        "--cache",
+        default=str(Path(os.environ.get("TMPDIR", "/tmp")) / "va_sample_efficiency"),
+        help="--data videos: where the sample videos and their libraries are kept",
+    )
+    ap.add_argument(
+        "--C", type=float, default=None, help="logistic regression C (default: engine's)"
+    )
+    ap.add_argument("--raw", action="store_true", help="fit on raw features (standardize=False)")
     args = ap.parse_args()
     seeds = args.seeds or (2 if args.quick else 5)
     rewards = [r for r in args.rewards.split(",") if r]
-    jobs = [(s, d, rewards, args.batch_size) for s in range(seeds) for d in range(10)]
+    est_kw = {"C": args.C, "raw": args.raw, "cache": Path(args.cache)}
+    tasks: tuple = tuple(range(10))
+    if args.data == "videos":
+        tasks = VIDEO_TASKS
+        Path(args.cache).mkdir(parents=True, exist_ok=True)
+        for s in range(seeds):  # index in this process, before the simulations fan out
+            video_features(s, Path(args.cache))
+    jobs = [
+        (s, t, rewards, args.batch_size, args.data, est_kw) for s in range(seeds) for t in tasks
+    ]
     t0 = time.perf_counter()
     with ProcessPoolExecutor(max_workers=args.workers) as ex:
         res = pd.DataFrame([r for rows in ex.map(run_one, jobs) for r in rows])
+    clf = "raw features" if args.raw else "standardised features"
+    C = default_estimator().C if args.C is None else args.C
     print(
-        f"digits: 10 one-vs-rest tasks x {seeds} seeds, batch {args.batch_size}, "
-        f"{time.perf_counter() - t0:.0f} s"
+        f"{args.data}: {len(tasks)} tasks x {seeds} seeds, batch {args.batch_size}, "
+        f"logistic regression C={C:g} on {clf}, {time.perf_counter() - t0:.0f} s"
     )
     report(res)
 

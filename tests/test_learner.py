@@ -13,6 +13,7 @@ from va_widgets.learner import (
     ActiveLearningEngine,
     Quality,
     average_precision,
+    default_estimator,
     simulate,
 )
 
@@ -85,6 +86,72 @@ def test_scores_equal_predict_proba_float16():
     np.testing.assert_allclose(other.scores(), ref, atol=1e-5)
 
 
+def test_fits_standardised_features_and_exports_a_raw_feature_estimator():
+    # unit-norm rows with tiny coordinates (like CLIP): raw C=1 is badly underfit
+    x, y = blobs(400, d=64, sep=1.5)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    x16 = x.astype(np.float16)
+    labels = some_labels(y, 10, 30)
+    engine = ActiveLearningEngine(x16, float32_copy_mb=0)
+    engine.update(labels)
+    est = engine.estimator
+    assert type(est) is LogisticRegression and est.n_features_in_ == 64
+    assert list(est.classes_) == [0, 1] and est.get_params() == default_estimator().get_params()
+    raw = x16.astype(np.float32)
+    np.testing.assert_allclose(est.predict_proba(raw)[:, 1], engine.scores(), atol=1e-5)
+    np.testing.assert_allclose(engine.predict_proba(raw), engine.scores(), atol=1e-6)
+    # the internal model is the same fit on (x - mu) / sigma over all rows
+    rows = sorted(labels)
+    z = (raw - raw.mean(0)) / raw.std(0)
+    ref = default_estimator().fit(z[rows], [int(labels[r]) for r in rows])
+    np.testing.assert_allclose(engine.scores(), ref.predict_proba(z)[:, 1], atol=1e-4)
+    # standardised, the model separates; fitted on the raw unit-norm rows it stays near 0.5
+    s = engine.scores()
+    gap = s[y].mean() - s[~y].mean()
+    assert gap > 0.2
+    flat = ActiveLearningEngine(x16, standardize=False)
+    flat.update(labels)
+    assert flat.scores()[y].mean() - flat.scores()[~y].mean() < gap / 3
+    np.testing.assert_allclose(flat.estimator.predict_proba(raw)[:, 1], flat.scores(), atol=1e-5)
+    # a snapshot: later updates do not change an estimator already handed out
+    coef = est.coef_.copy()
+    engine.update({**labels, **some_labels(y, 5, 5, seed=9)})
+    np.testing.assert_array_equal(est.coef_, coef)
+    assert engine.estimator is not est
+
+
+def test_constant_columns_are_guarded():
+    x, y = blobs(200, d=8)
+    x[:, 3] = 0.25  # sigma == 0
+    x[:, 5] = 0.0
+    engine = ActiveLearningEngine(x)
+    engine.update(some_labels(y, 5, 5))
+    s = engine.scores()
+    assert np.isfinite(s).all()
+    est = engine.estimator
+    assert np.isfinite(est.coef_).all() and np.isfinite(est.intercept_).all()
+    np.testing.assert_allclose(est.predict_proba(x)[:, 1], s, atol=1e-5)
+
+
+def test_nonlinear_estimator_runs_on_standardised_features():
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.pipeline import Pipeline
+
+    x, y = blobs(300, d=8)
+    x = x * 0.01 + 5.0  # far from standardised
+    forest = RandomForestClassifier(n_estimators=10, random_state=0)
+    engine = ActiveLearningEngine(x, estimator=forest)
+    labels = some_labels(y, 8, 8)
+    engine.update(labels)
+    est = engine.estimator
+    assert isinstance(est, Pipeline)
+    np.testing.assert_allclose(est.predict_proba(x)[:, 1], engine.scores(), atol=1e-6)
+    np.testing.assert_allclose(est[0].mean_, x.mean(0), rtol=1e-5)
+    np.testing.assert_allclose(est[0].scale_, x.std(0), rtol=1e-3)
+    assert engine.quality(n_boot=0).ap is not None
+    assert not hasattr(forest, "estimators_")  # the template is cloned, never fitted
+
+
 def test_scores_cached_per_version():
     x, y = blobs(200)
     engine = ActiveLearningEngine(x)
@@ -113,10 +180,9 @@ def test_model_version_increments_and_undo():
     assert engine.version == 2
     engine.update({pos: True, negs[1]: False})  # undo: refit from the full set
     assert engine.version == 3
-    ref = LogisticRegression(C=1.0, class_weight="balanced", max_iter=1000).fit(
-        x[[pos, negs[1]]], [1, 0]
-    )
-    np.testing.assert_allclose(engine.scores(), ref.predict_proba(x)[:, 1], atol=1e-5)
+    z = (x - x.mean(0)) / x.std(0)  # fitted on features standardised over ALL rows
+    ref = default_estimator().fit(z[[pos, negs[1]]], [1, 0])
+    np.testing.assert_allclose(engine.scores(), ref.predict_proba(z)[:, 1], atol=1e-5)
     engine.update({pos: True})  # undo down to one class: the model goes away
     assert not engine.has_model and engine.scores() is None and engine.version == 4
 
