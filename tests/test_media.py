@@ -106,7 +106,7 @@ def test_clip_rule_defaults_round_trip_and_keyword_only():
         "fixed",
         2.0,
         0.5,
-        8,
+        4,
     )
     assert 0 < rule.shot_threshold <= 1
     custom = ClipRule(mode="shots", frames_per_clip=3, max_shot_seconds=5.0)

@@ -84,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cache", required=True, help="the library folder")
     p.add_argument("--clip-seconds", type=float, help="fixed clip length in seconds (default 2)")
     p.add_argument("--shots", action="store_true", help="cut clips at shot boundaries instead")
-    p.add_argument("--frames-per-clip", type=int, help="frames sampled per clip (default 8)")
+    p.add_argument("--frames-per-clip", type=int, help="frames sampled per clip (default 4)")
     p.add_argument("--model", help="open_clip model name or hf-hub:org/repo (default ViT-B-32)")
     p.add_argument("--pretrained", help="open_clip weights tag or a local weights file")
     p.add_argument("--model-config", help="a custom open_clip model config (JSON)")

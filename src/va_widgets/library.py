@@ -329,7 +329,10 @@ class _Job:
 def _decode(job: _Job) -> Iterator[VideoInfo | ClipChunk]:
     from va_widgets.media import iter_clips
 
-    yield from iter_clips(job.path, job.rule, image_size=job.image_size, repeat_info=True)
+    # small chunks: encoding starts after a few clips instead of after a whole video
+    yield from iter_clips(
+        job.path, job.rule, image_size=job.image_size, chunk_clips=4, repeat_info=True
+    )
 
 
 @dataclass

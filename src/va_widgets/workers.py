@@ -70,7 +70,7 @@ class _Worker:
         self.jobs = Connection(jobs_write, readable=False)
         self.results = Connection(results_read, writable=False)
         self.jobs.send(fn)  # pickled by reference: module and name
-        self.index: int | None = None
+        self.assigned: list[int] = []  # items sent to this worker, the first in progress
 
     @property
     def exitcode(self) -> int | None:
@@ -103,7 +103,8 @@ def run_isolated(
     ``fn`` must be a module-level generator function (it is pickled by reference). For each
     item the pool yields its ``result`` events in order, then exactly one of ``done``,
     ``error`` (payload: the exception and its traceback text) or ``crash`` (payload: the
-    worker's exit code). A worker blocks until its last result was received, so a slow
+    worker's exit code). Each worker holds its next item already, so it goes on decoding while
+    the caller consumes; a worker blocks until its last result was received, so a slow
     consumer slows the workers instead of filling memory.
     """
     items = list(items)
@@ -113,33 +114,36 @@ def run_isolated(
     pool = [_Worker(fn) for _ in range(max(1, min(workers, len(items))))]
     try:
         for worker in pool:
-            _assign(worker, todo, items)
-        while any(w.index is not None for w in pool):
-            busy = {w.results: w for w in pool if w.index is not None}
+            _top_up(worker, todo, items)
+        while any(w.assigned for w in pool):
+            busy = {w.results: w for w in pool if w.assigned}
             for ready in wait(list(busy)):
                 worker = busy[ready]  # type: ignore[index]
-                index = worker.index
-                assert index is not None
+                index = worker.assigned[0]
                 try:
                     kind, payload = worker.results.recv()
                 except (EOFError, OSError):
                     yield WorkerEvent(index, items[index], "crash", worker.exitcode)
+                    todo.extend(reversed(worker.assigned[1:]))  # queued, never started
                     worker.stop()
                     pool[pool.index(worker)] = replacement = _Worker(fn)
-                    _assign(replacement, todo, items)
+                    _top_up(replacement, todo, items)
                     continue
                 yield WorkerEvent(index, items[index], kind, payload)
                 if kind != "result":
-                    _assign(worker, todo, items)
+                    worker.assigned.pop(0)
+                    _top_up(worker, todo, items)
     finally:
         for worker in pool:
             worker.stop()
 
 
-def _assign(worker: _Worker, todo: list[int], items: list[Any]) -> None:
-    worker.index = todo.pop() if todo else None
-    if worker.index is not None:
-        worker.jobs.send(items[worker.index])
+def _top_up(worker: _Worker, todo: list[int], items: list[Any]) -> None:
+    """Keep each worker two items deep: it starts the next while the caller consumes this one."""
+    while todo and len(worker.assigned) < 2:
+        index = todo.pop()
+        worker.assigned.append(index)
+        worker.jobs.send(items[index])
 
 
 if __name__ == "__main__":  # a worker process started by _Worker
