@@ -107,6 +107,10 @@ def test_label_is_acknowledged_after_commit_and_updates_status(lib, tmp_path):
     assert all(0.0 <= s <= 1.0 for s in ack["scores"].values())
     for clip_id, label in zip(ids[2:4], (True, False), strict=True):
         rec.request("label", clip_id=clip_id, label=label)
+    assert ann.counts == {"positives": 2, "negatives": 2, "skipped": 0}
+    stale = ann.quality["n_pos"]  # quality waits for the front end's "status" request
+    assert stale < 2
+    rec.request("status")
     assert ann.quality["n_pos"] == 2 and ann.quality["n_neg"] == 2
     assert (
         ann.quality["ap"] is not None

@@ -18,6 +18,7 @@ export function makeItems(clips, buffers, wanted = () => true) {
       img.alt = "";
       img.draggable = false;
       img.dataset.frame = String(i);
+      img.setAttribute("elementtiming", "va-preview"); // Element Timing: when it is first painted
       img.src = url;
       return img;
     });

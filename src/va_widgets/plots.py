@@ -6,7 +6,7 @@ functions never opens windows or leaks figures; Jupyter displays the returned fi
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -121,9 +121,7 @@ def plot_feed_usage(task: Task, ax: Axes) -> None:
 
 def plot_task(task: Task) -> Figure:
     """One figure: learning curve, score distributions and feed usage of ``task``."""
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(13, 3.8), layout="constrained")
+    fig = _figure(figsize=(13, 3.8))
     ax_curve, ax_scores, ax_feeds = fig.subplots(1, 3)
     plot_learning_curve(task, ax_curve)
     plot_score_distributions(task, ax_scores)
@@ -145,10 +143,8 @@ def score_timeline(
     """
     from pathlib import Path
 
-    from matplotlib.figure import Figure
-
     videos = list(dict.fromkeys(scores["video"]))
-    fig = Figure(figsize=(10, 0.9 + 1.1 * max(1, len(videos))), layout="constrained")
+    fig = _figure(figsize=(10, 0.9 + 1.1 * max(1, len(videos))))
     axes = fig.subplots(max(1, len(videos)), 1, sharex=False, squeeze=False)[:, 0]
     if not videos:
         _note(axes[0], "no clips to show")
@@ -169,6 +165,29 @@ def score_timeline(
     if title:
         fig.suptitle(f"{title}: score over time (shaded: score ≥ {threshold:g})")
     return fig
+
+
+def _figure(**kwargs: Any) -> Figure:
+    """A figure outside pyplot's state that a notebook still displays as an image.
+
+    IPython shows :class:`~matplotlib.figure.Figure` objects only once pyplot's inline backend
+    registered its formatter; register a PNG formatter here so that a returned figure displays
+    in a fresh kernel too (and pyplot never holds, or shows twice, our figures).
+    """
+    from matplotlib.figure import Figure
+
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        shell = None
+    else:
+        shell = get_ipython()
+    if shell is not None:
+        from IPython.core.pylabtools import print_figure
+
+        formatter = shell.display_formatter.formatters["image/png"]
+        formatter.for_type(Figure, lambda fig: print_figure(fig, "png", bbox_inches="tight"))
+    return Figure(layout="constrained", **kwargs)
 
 
 def _note(ax: Axes, text: str) -> None:

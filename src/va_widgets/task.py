@@ -181,6 +181,10 @@ class Task:
             clip_id = positives.sort_values("event_id")["clip_id"].iloc[-1]
         return int(self.library.rows(clip_id)[0])
 
+    def refresh(self) -> None:
+        """Reload the labels from the store (other annotators or processes) and retrain."""
+        self._sync()
+
     def _sync(self) -> None:
         """Reload the current labels from the store and retrain the engine on them."""
         current = self.store.current(self.name)

@@ -17,8 +17,13 @@ front end -> Python                            Python -> front end
 ``{kind: "play", id, clip_id}``                ``{kind: "video", id, clip_id, mime}`` + [MP4 bytes]
 ``{kind: "query", id, text}``                  ``{kind: "ack", id}``
 ``{kind: "similar", id, clip_id}``             ``{kind: "ack", id}``
+``{kind: "status", id}``                       ``{kind: "ack", id}`` (quality traits refreshed)
 any failed request                             ``{kind: "error", id, request, error}``
 =============================================  ====================================================
+
+Label events update the counts at once; the quality estimate (cross-validated AP, ~0.1 s) is
+refreshed on ``status``, which the front end sends once labelling pauses for 0.4 s, so a fast
+annotator never waits for it.
 
 ``meta`` is ``{clip_id, video, start_seconds, end_seconds, score, feed, n_frames}``; the frames
 (JPEG bytes) of all clips follow each other in the message's buffers. A feed change (the
@@ -183,6 +188,7 @@ class Annotator(anywidget.AnyWidget):
             "play": self._on_play,
             "query": self._on_query,
             "similar": self._on_similar,
+            "status": self._on_status,
         }
         self.on_msg(self._on_msg)
         self._refresh_status()
@@ -333,7 +339,6 @@ class Annotator(anywidget.AnyWidget):
                 "scores": {c: _score(s) for c, s in zip(self._queue, scores, strict=True)},
             },
         )
-        self._refresh_status()
         self._fire_label(clip_id, label)
 
     def _on_undo(self, rid: Any, content: dict[str, Any]) -> None:
@@ -343,7 +348,7 @@ class Annotator(anywidget.AnyWidget):
             with self.hold_sync():
                 self._queue = [clip_id, *(c for c in self._queue if c != clip_id)]
                 self.last_saved = ""
-        self._refresh_status()
+        self._refresh_counts()
         self._send_clips(rid, "undone", [] if clip_id is None else [clip_id], clip_id=clip_id)
 
     def _on_play(self, rid: Any, content: dict[str, Any]) -> None:
@@ -374,10 +379,22 @@ class Annotator(anywidget.AnyWidget):
             self.feed = "similar"
         self._reply(rid, {"kind": "ack"})
 
+    def refresh(self) -> None:
+        """Re-read the labels from the store (after labelling through ``ann.task``, or by
+        another annotator or process), retrain, and refill the widget's queue and counters."""
+        self._task.refresh()
+        self._restart_queue()
+        self._refresh_status()
+
     # -- status ---------------------------------------------------------------------------
     def _refresh_counts(self) -> None:
         self.counts = dict(self._task.counts())
         self.model_version = self._task.model_version
+
+    def _on_status(self, rid: Any, content: dict[str, Any]) -> None:
+        """The front end asks for the quality estimate once labelling pauses (see js)."""
+        self._refresh_status()
+        self._reply(rid, {"kind": "ack"})
 
     def _refresh_status(self) -> None:
         q = self._task.quality()
@@ -394,7 +411,8 @@ class Annotator(anywidget.AnyWidget):
                 "reason": q.reason,
             }
             self.auto_choice = str(stats.attrs.get("choice", ""))
-            self.auto_reason = str(stats.attrs.get("reason", ""))
+            choice, reason = self.auto_choice, str(stats.attrs.get("reason", ""))
+            self.auto_reason = reason.removeprefix(f"{choice}: ")  # shown after the choice
 
     def _fire_label(self, clip_id: str, label: bool | None) -> None:
         for callback in list(self._label_callbacks.callbacks):
