@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Set-up and everyday commands. On a fresh machine:
-#   ./dev.sh demo   install into .venv, then run the demo
+#   ./dev.sh demo   install into .venv, then open JupyterLab on notebooks/quickstart.ipynb
 #   ./dev.sh test   install into .venv, then lint, type-check and run the whole test suite
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -23,7 +23,9 @@ case "${1:-}" in
 demo)
     setup
     shift
-    "$VENV/bin/python" -m va_widgets.demo "$@"
+    root_flag=()
+    [ "$(id -u)" -ne 0 ] || root_flag=(--allow-root)  # JupyterLab refuses root without it
+    exec "$VENV/bin/jupyter" lab "${root_flag[@]}" notebooks/quickstart.ipynb "$@"
     ;;
 test)
     setup
@@ -31,8 +33,8 @@ test)
     # Debian's Chromium for the browser tests (needs root; CI runs as root). Elsewhere the
     # browser tests say what to install and skip, except under CI=true, where they fail.
     ./scripts/install-browser.sh || [ "${CI:-}" != "true" ] || exit 1
-    "$VENV/bin/ruff" check src tests benchmarks
-    "$VENV/bin/ruff" format --check src tests benchmarks
+    "$VENV/bin/ruff" check src tests benchmarks notebooks
+    "$VENV/bin/ruff" format --check src tests benchmarks notebooks
     "$VENV/bin/mypy"
     (cd js && npm test --silent)
     # pytest exits 5 when it collected no test: set -e makes that a failure too.

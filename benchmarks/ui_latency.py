@@ -1,0 +1,347 @@
+"""Annotator UI latency: key press -> next preview painted, measured in the browser.
+
+A real JupyterLab 4 in headless Chromium (the harness of tests/browser) shows
+``va.Annotator`` on a 100k-clip library; the benchmark presses "a"/"x" 100 times at a human
+pace while the kernel retrains the model after every label (Task.label commits, then
+retrains). In the page:
+
+* t0 = ``performance.now()`` in a capture-phase ``keydown`` listener on ``window`` (runs
+  before the widget's own handler);
+* the "next preview" = the clip that becomes current after the key (``data-clip-id``);
+* painted = the Element Timing ``renderTime`` of that clip's visible preview ``<img>``
+  (``elementtiming="va-preview"``, set in js/src/clips.js), from a PerformanceObserver on
+  ``element`` entries: the frame that actually showed the pixels, not only the DOM change.
+
+With ``--batch-size 1`` (default) every key shows a new card, so every key is measured by
+Element Timing. With the widget's default ``--batch-size 8`` only every 8th key (page turn)
+paints new previews; the other keys only move the highlight to a preview painted earlier,
+and for those the "frame" column is used instead: the end of the first animation frame after
+the key (``requestAnimationFrame`` then a ``MessageChannel`` task, i.e. just after that
+frame's paint).
+
+Also reported: the kernel's label round trip (key -> ``data-last-saved`` is that clip, i.e.
+committed to SQLite and retrained), and the bytes sent per clip (the binary buffers, JPEG
+frames, of the ``clips`` messages, counted in the kernel, plus their JSON metadata).
+
+The 100k library: three real sample videos indexed with the offline pixel embedder (36
+clips), then a new cache whose clips table repeats those rows under new clip ids (so every
+clip has its real thumbnails) and whose features are the real ones plus noise (float16).
+
+    python benchmarks/ui_latency.py [--clips 100000] [--labels 100] [--interval 0.6]
+                                    [--batch-size 1] [--workdir DIR] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests" / "browser"))
+
+from harness import (  # noqa: E402
+    TIMEOUT_MS,
+    JupyterServer,
+    launch_chromium,
+    open_notebook,
+    run_all,
+    run_code_in_new_cell,
+    write_notebook,
+)
+
+ROOT = "[data-testid=va-annotator]"
+TARGET_P50_MS = 10.0
+TARGET_P95_MS = 17.0
+
+
+# -- the library ------------------------------------------------------------------------------
+def build_library(workdir: Path, n_clips: int, seed: int = 0) -> Path:
+    """Index real sample videos, then a cache of ``n_clips`` rows that reuse their thumbnails."""
+    import va_widgets as va
+
+    small = workdir / "small"
+    big = workdir / f"big-{n_clips}"
+    if (big / "manifest.json").exists():
+        return big
+    va.make_sample_videos(workdir / "videos", n_videos=3, seconds_per_video=24)
+    lib = va.index_videos(
+        workdir / "videos", small, embedder=va.PixelStatsEmbedder(), progress=False, workers=1
+    )
+    manifest = json.loads((small / "manifest.json").read_text())
+    base = lib.clips
+    reps = -(-n_clips // len(base))
+    clips = pd.concat([base] * reps, ignore_index=True).iloc[:n_clips].copy()
+    copy = np.repeat(np.arange(reps), len(base))[:n_clips]
+    clips["clip_id"] = [
+        cid if k == 0 else f"{cid}-d{k:05d}" for cid, k in zip(clips["clip_id"], copy, strict=True)
+    ]
+    rng = np.random.default_rng(seed)
+    feats = np.asarray(lib.features, dtype=np.float32)
+    tiled = np.tile(feats, (reps, 1))[:n_clips]
+    noise = rng.standard_normal(tiled.shape, dtype=np.float32) * (0.1 * feats.std(axis=0) + 1e-3)
+    big.mkdir(parents=True)
+    (big / "videos").symlink_to((small / "videos").resolve(), target_is_directory=True)
+    np.save(big / "features-1.npy", (tiled + noise).astype(np.float16))
+    clips.to_parquet(big / "clips-1.parquet", index=False)
+    manifest.update(generation=1, library_id=uuid.uuid4().hex)
+    (big / "manifest.json").write_text(json.dumps(manifest))
+    assert len(va.ClipLibrary.open(big)) == n_clips
+    return big
+
+
+# -- in-page instrumentation ------------------------------------------------------------------
+INSTRUMENT_JS = """(sel) => {
+  const root = document.querySelector(sel);
+  const S = (window.__vaBench = { keys: [], paints: new Map(), ids: [] });
+  // first paint of each preview image: clip id -> earliest renderTime of its visible frame 0
+  new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) {
+      if (e.identifier !== 'va-preview' || !e.element) continue;
+      const card = e.element.closest('[data-clip-id]');
+      if (!card || e.element.dataset.frame !== '0') continue;
+      const id = card.dataset.clipId;
+      const t = e.renderTime || e.loadTime;
+      if (!S.paints.has(id)) S.paints.set(id, []);
+      S.paints.get(id).push(t);
+    }
+  }).observe({ type: 'element', buffered: true });
+  // every value data-clip-id takes, with the time it was set
+  new MutationObserver((records) => {
+    const now = performance.now();
+    const seq = records.map((r) => r.oldValue ?? '').concat([root.dataset.clipId ?? '']).slice(1);
+    for (const v of seq) S.ids.push([now, v]);
+  }).observe(root, { attributes: true, attributeFilter: ['data-clip-id'], attributeOldValue: true });
+  new MutationObserver(() => {
+    const k = S.keys.find((k) => k.clip === root.dataset.lastSaved && k.saved == null);
+    if (k) k.saved = performance.now();
+  }).observe(root, { attributes: true, attributeFilter: ['data-last-saved'] });
+  window.addEventListener('keydown', (ev) => {
+    if (ev.target !== root) return;
+    const k = { t0: performance.now(), clip: root.dataset.clipId, next: null, frame: null, saved: null };
+    S.keys.push(k);
+    // after the widget's handler: the next current clip (if the queue had one)
+    setTimeout(() => { if (root.dataset.clipId && root.dataset.clipId !== k.clip) k.next = root.dataset.clipId; }, 0);
+    // end of the first frame after the key: rAF, then a task queued from it runs after paint
+    requestAnimationFrame(() => {
+      const ch = new MessageChannel();
+      ch.port1.onmessage = () => { k.frame = performance.now(); };
+      ch.port2.postMessage(null);
+    });
+  }, true);
+}"""
+
+RESULT_JS = """() => {
+  const S = window.__vaBench;
+  return S.keys.map((k, i) => {
+    // the next preview: the first clip made current after the key that is not the decided one
+    let next = k.next, shownAt = k.t0;
+    if (!next) {
+      const hit = S.ids.find(([t, v]) => t >= k.t0 && v && v !== k.clip);
+      if (hit) { next = hit[1]; shownAt = hit[0]; }
+    }
+    const paints = (S.paints.get(next) || []).filter((t) => t >= k.t0);
+    return { i, t0: k.t0, clip: k.clip, next, shown_ms: shownAt - k.t0,
+             paint_ms: paints.length ? Math.min(...paints) - k.t0 : null,
+             frame_ms: k.frame == null ? null : k.frame - k.t0,
+             saved_ms: k.saved == null ? null : k.saved - k.t0 };
+  });
+}"""
+
+# pacing: the key's next clip is current and its preview has been painted (just now, or
+# earlier when the key only moved the highlight to a card already on the page)
+KEY_DONE_JS = """([sel, i]) => { const S = window.__vaBench; const k = S.keys[i];
+  if (!k || k.frame == null) return false;
+  const root = document.querySelector(sel);
+  const next = k.next || root.dataset.clipId;
+  return !!next && next !== k.clip && (S.paints.get(next) || []).length > 0; }"""
+
+NOTEBOOK = """\
+import time
+import va_widgets as va
+lib = va.ClipLibrary.open({cache!r})
+ann = va.Annotator(lib, task="bench", store={store!r}, batch_size={batch_size})
+sent = {{"messages": 0, "clips": 0, "buffer_bytes": 0, "json_bytes": 0}}
+_send = ann.send
+def _counting_send(content, buffers=None):
+    if isinstance(content, dict) and content.get("kind") == "clips":
+        sent["messages"] += 1
+        sent["clips"] += len(content["clips"])
+        sent["buffer_bytes"] += sum(len(b) for b in buffers or ())
+        sent["json_bytes"] += len(__import__("json").dumps(content))
+    return _send(content, buffers)
+ann.send = _counting_send
+retrain = []
+_label = ann.task.label
+def _timed_label(*a, **k):
+    t = time.perf_counter()
+    _label(*a, **k)
+    retrain.append(time.perf_counter() - t)
+ann.task.label = _timed_label
+handled = []
+_on_label = ann._handlers["label"]
+def _timed_on_label(rid, content):
+    t = time.perf_counter()
+    _on_label(rid, content)
+    handled.append(time.perf_counter() - t)
+ann._handlers["label"] = _timed_on_label
+ann"""
+
+
+def pct(values: list[float], q: float) -> float:
+    return float(np.percentile(np.asarray(values, dtype=np.float64), q)) if values else float("nan")
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    from playwright.sync_api import sync_playwright
+
+    workdir = Path(args.workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    t = time.monotonic()
+    cache = build_library(workdir, args.clips)
+    print(f"library: {args.clips} clips in {cache} ({time.monotonic() - t:.1f} s)", flush=True)
+    store = workdir / f"labels-{uuid.uuid4().hex[:8]}.sqlite"
+    rng = np.random.default_rng(1)
+    keys = ["a" if x else "x" for x in rng.random(args.labels) < 0.3]
+
+    server = JupyterServer(workdir / "jupyter", app="lab")
+    server.start()
+    try:
+        write_notebook(
+            server.root_dir / "bench.ipynb",
+            [NOTEBOOK.format(cache=str(cache), store=str(store), batch_size=args.batch_size)],
+        )
+        with sync_playwright() as pw:
+            browser = launch_chromium(pw)
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            open_notebook(page, server, "bench.ipynb")
+            t = time.monotonic()
+            run_all(page)
+            page.wait_for_function(
+                """(sel) => { const r = document.querySelector(sel);
+                     const img = r && r.querySelector('[aria-current=true] img.va-on');
+                     return r && r.dataset.clipId && img && img.complete && img.naturalWidth > 0; }""",
+                arg=ROOT,
+            )
+            print(f"widget ready in {time.monotonic() - t:.1f} s", flush=True)
+            page.evaluate(INSTRUMENT_JS, ROOT)
+            page.locator(ROOT).focus()
+            # the prefetch queue full before the first key (as after a user's first look)
+            page.wait_for_function(
+                "(sel) => document.querySelector(sel).dataset.saved === 'true'", arg=ROOT
+            )
+            for i, key in enumerate(keys):
+                start = time.monotonic()
+                page.wait_for_function(
+                    "(sel) => !!document.querySelector(sel).dataset.clipId", arg=ROOT
+                )
+                page.keyboard.press(key)
+                page.wait_for_function(KEY_DONE_JS, arg=[ROOT, i], timeout=TIMEOUT_MS, polling=5)
+                time.sleep(max(0.0, args.interval - (time.monotonic() - start)))  # human pace
+            page.wait_for_function(
+                "(sel) => document.querySelector(sel).dataset.saved === 'true'",
+                arg=ROOT,
+                timeout=TIMEOUT_MS * 5,
+            )
+            rows = page.evaluate(RESULT_JS)
+            kernel = json.loads(
+                run_code_in_new_cell(
+                    page,
+                    "import json, numpy as np; print(json.dumps({**sent, 'retrain_ms': "
+                    "[round(1000 * s, 2) for s in retrain], 'handled_ms': "
+                    "[round(1000 * s, 2) for s in handled], 'counts': ann.task.counts(), "
+                    "'model_version': ann.task.model_version}))",
+                )
+            )
+            browser.close()
+    finally:
+        server.stop()
+    return summarize(args, rows, kernel)
+
+
+def summarize(
+    args: argparse.Namespace, rows: list[dict[str, Any]], kernel: dict[str, Any]
+) -> dict[str, Any]:
+    paint = [r["paint_ms"] for r in rows if r["paint_ms"] is not None]
+    frame_only = [
+        r["frame_ms"] for r in rows if r["paint_ms"] is None and r["frame_ms"] is not None
+    ]
+    preview = [r["paint_ms"] if r["paint_ms"] is not None else r["frame_ms"] for r in rows]
+    saved = [r["saved_ms"] for r in rows if r["saved_ms"] is not None]
+    retrain = kernel["retrain_ms"]
+    per_clip = kernel["buffer_bytes"] / max(1, kernel["clips"])
+    json_per_clip = kernel["json_bytes"] / max(1, kernel["clips"])
+    table = [
+        ("key -> next preview painted (all keys)", preview),
+        ("  of which: new preview, Element Timing renderTime", paint),
+        ("  of which: highlight moved, end of next frame", frame_only),
+        ("key -> label committed + retrained (data-last-saved)", saved),
+        ("kernel: Task.label (commit + retrain)", retrain),
+        ("kernel: whole label message (+ status, quality, ack)", kernel["handled_ms"]),
+    ]
+    print()
+    print(
+        f"Annotator UI latency: {args.labels} labels, {args.clips} clips, batch_size="
+        f"{args.batch_size}, one key every {args.interval:.2f} s, kernel retrains per label"
+    )
+    print(f"{'':56s} {'n':>4s} {'p50 ms':>8s} {'p95 ms':>8s} {'max ms':>8s}")
+    for name, vals in table:
+        if vals:
+            print(f"{name:56s} {len(vals):4d} {pct(vals, 50):8.1f} {pct(vals, 95):8.1f} "
+                  f"{max(vals):8.1f}")  # fmt: skip
+    print(f"bytes per clip sent: {per_clip:,.0f} B of JPEG buffers + {json_per_clip:,.0f} B JSON "
+          f"metadata ({kernel['clips']} clips in {kernel['messages']} 'clips' messages)")  # fmt: skip
+    print(f"labels in the store: {kernel['counts']}, model v{kernel['model_version']}")
+    p50, p95 = pct(preview, 50), pct(preview, 95)
+    ok = p50 <= TARGET_P50_MS and p95 <= TARGET_P95_MS
+    print(f"targets p50 <= {TARGET_P50_MS} ms, p95 <= {TARGET_P95_MS} ms: "
+          f"{'MET' if ok else 'NOT MET'} (p50 {p50:.1f}, p95 {p95:.1f})")  # fmt: skip
+    return {
+        "clips": args.clips,
+        "labels": args.labels,
+        "batch_size": args.batch_size,
+        "interval_s": args.interval,
+        "preview_ms": {"p50": p50, "p95": p95, "max": max(preview) if preview else None},
+        "bytes_per_clip": per_clip,
+        "json_bytes_per_clip": json_per_clip,
+        "kernel_label_ms": {"p50": pct(retrain, 50), "p95": pct(retrain, 95)},
+        "targets_met": ok,
+        "rows": rows,
+        "kernel": kernel,
+    }
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--clips", type=int, default=100_000)
+    p.add_argument("--labels", type=int, default=100)
+    p.add_argument("--interval", type=float, default=0.6, help="seconds between key presses")
+    p.add_argument("--batch-size", type=int, default=1, help="clips per page (widget default: 8)")
+    p.add_argument("--workdir", help="keep the library here (reused across runs)")
+    p.add_argument("--json", help="write the full results here")
+    args = p.parse_args()
+    keep = bool(args.workdir)
+    if not keep:
+        args.workdir = tempfile.mkdtemp(prefix="va-ui-")
+    try:
+        result = run(args)
+    finally:
+        if not keep:
+            shutil.rmtree(args.workdir, ignore_errors=True)
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()

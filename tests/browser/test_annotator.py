@@ -1,0 +1,378 @@
+"""The Annotator in a real JupyterLab 4 / Notebook 7, driven with the keyboard in Chromium.
+
+What a user does and sees: label clips with keys, switch feeds, undo; the labels land in the
+SQLite store exactly as keyed, the widget's counters and the kernel agree, no key leaks into
+JupyterLab (no cell inserted, cut or run), the widget follows the light/dark theme and shows
+untrusted text as text. Waits are condition-based (DOM attributes of the widget's contract,
+see js/annotator.js), every one bounded by the harness's time-out.
+
+Screenshots: set VA_UPDATE_SCREENSHOT=1 to also write the light one to docs/annotator.png.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from harness import (
+    JupyterServer,
+    cell_count,
+    open_notebook,
+    run_all,
+    run_code_in_new_cell,
+    set_theme,
+    write_notebook,
+)
+
+pytestmark = pytest.mark.browser
+
+ROOT = "[data-testid=va-annotator]"
+TASK = "ball"
+REPO = Path(__file__).resolve().parents[2]
+DOCS_SCREENSHOT = REPO / "docs" / "annotator.png"
+
+# Records every value data-clip-id takes (the widget's current clip), including the transient
+# "" while the queue is empty, e.g. between a feed change and its first clips: a
+# MutationObserver with attributeOldValue sees each set, even several within one task.
+_TRACK_JS = """(sel) => {
+  const root = document.querySelector(sel);
+  window.__vaIds = [root.dataset.clipId ?? ""];
+  const obs = new MutationObserver((records) => {
+    const seq = records.map((r) => r.oldValue ?? "").concat([root.dataset.clipId ?? ""]).slice(1);
+    for (const v of seq) if (v !== window.__vaIds.at(-1)) window.__vaIds.push(v);
+  });
+  obs.observe(root, { attributes: true, attributeFilter: ["data-clip-id"], attributeOldValue: true });
+}"""
+
+
+# -- fixtures -----------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def sample_library(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small indexed library (3 sample videos, 36 clips, offline pixel embedder), built once."""
+    import va_widgets as va
+
+    root = tmp_path_factory.mktemp("annotator-lib")
+    va.make_sample_videos(root / "videos", n_videos=3, seconds_per_video=24)
+    lib = va.index_videos(
+        root / "videos",
+        root / "cache",
+        embedder=va.PixelStatsEmbedder(),
+        progress=False,
+        workers=1,
+    )
+    assert len(lib) == 36
+    return root / "cache"
+
+
+def _widget_notebook(
+    server: JupyterServer, cache: Path, store: Path, task: str, extra: str = ""
+) -> str:
+    cells = [
+        "import va_widgets as va\n"
+        f"lib = va.ClipLibrary.open({str(cache)!r})\n"
+        f"ann = va.Annotator(lib, task={task!r}, store={str(store)!r})\n"
+        "ann",
+    ]
+    write_notebook(server.root_dir / "annotate.ipynb", cells + ([extra] if extra else []))
+    return "annotate.ipynb"
+
+
+# -- helpers ------------------------------------------------------------------------------------
+def _current(page: Any) -> str:
+    return str(page.get_attribute(ROOT, "data-clip-id") or "")
+
+
+def _wait_widget(page: Any) -> None:
+    """The widget rendered, has a current clip whose preview is decoded, and has focus."""
+    page.locator(ROOT).wait_for(state="visible")
+    page.wait_for_function(
+        """(sel) => { const root = document.querySelector(sel);
+             const card = root.querySelector('[data-testid=clip][aria-current=true]');
+             const img = card && card.querySelector('img.va-on');
+             return root.dataset.clipId && img && img.complete && img.naturalWidth > 0; }""",
+        arg=ROOT,
+    )
+    _focus(page)
+
+
+def _focus(page: Any) -> None:
+    page.locator(ROOT).focus()
+    page.wait_for_function(
+        "(sel) => document.activeElement === document.querySelector(sel)", arg=ROOT
+    )
+
+
+def _press(page: Any, key: str) -> str:
+    """Press a labelling key on the current clip; wait for the next clip; return the decided id."""
+    clip = _current(page)
+    assert clip, "no current clip to label"
+    page.keyboard.press(key)
+    page.wait_for_function(
+        "([sel, old]) => { const v = document.querySelector(sel).dataset.clipId;"
+        " return !!v && v !== old; }",
+        arg=[ROOT, clip],
+    )
+    return clip
+
+
+def _undo(page: Any, clip: str) -> None:
+    """Backspace; wait until the undone clip is the current one again."""
+    page.keyboard.press("Backspace")
+    page.wait_for_function(
+        "([sel, id]) => document.querySelector(sel).dataset.clipId === id", arg=[ROOT, clip]
+    )
+
+
+def _switch_feed(page: Any, feed: str) -> None:
+    """Pick `feed` in the selector; wait until its first clip is current; refocus the widget.
+
+    A feed change empties the queue (current clip "") and then loads the new feed's clips.
+    """
+    mark = page.evaluate("() => window.__vaIds.length")
+    page.select_option("[data-testid=feed-select]", feed)
+    page.wait_for_function(
+        """([sel, feed, mark]) => {
+             const ids = window.__vaIds.slice(mark);
+             const i = ids.indexOf("");
+             return document.querySelector(sel).dataset.feed === feed
+               && i >= 0 && ids.slice(i + 1).some(Boolean) && !!ids.at(-1); }""",
+        arg=[ROOT, feed, mark],
+    )
+    _focus(page)
+
+
+def _wait_saved(page: Any, counts: dict[str, int]) -> None:
+    """All events acknowledged (data-saved=true) and the counters show `counts`."""
+    page.wait_for_function(
+        """([sel, c]) => { const root = document.querySelector(sel);
+             const n = (k) => root.querySelector(`[data-testid=count-${k}]`).textContent;
+             return root.dataset.saved === 'true' && root.dataset.pending === '0'
+               && n('positives') === String(c.positives) && n('negatives') === String(c.negatives)
+               && n('skipped') === String(c.skipped); }""",
+        arg=[ROOT, counts],
+    )
+
+
+def _counts(labels: dict[str, bool], skips: set[str]) -> dict[str, int]:
+    pos = sum(labels.values())
+    return {"positives": pos, "negatives": len(labels) - pos, "skipped": len(skips)}
+
+
+def _mean_brightness(png: Path) -> float:
+    from PIL import Image, ImageStat
+
+    with Image.open(png) as im:
+        stat = ImageStat.Stat(im.convert("L"))
+    assert stat.stddev[0] > 5, f"{png} is (almost) a single colour"
+    return float(stat.mean[0])
+
+
+# -- tests --------------------------------------------------------------------------------------
+def test_label_with_keyboard_in_lab(page: Any, start_jupyter: Any, tmp_path: Path) -> None:
+    """Make, index and label sample clips from the keyboard; store, counters and kernel agree."""
+    t0 = time.monotonic()
+    from va_widgets.store import LabelStore
+
+    store = tmp_path / "labels.sqlite"
+    server = start_jupyter("lab")
+    cells = [
+        "import va_widgets as va\n"
+        f"va.make_sample_videos({str(tmp_path / 'videos')!r}, n_videos=3, seconds_per_video=24)\n"
+        f"lib = va.index_videos({str(tmp_path / 'videos')!r}, {str(tmp_path / 'cache')!r},\n"
+        "                      embedder=va.PixelStatsEmbedder(), progress=False, workers=1)\n"
+        "len(lib)",
+        f"ann = va.Annotator(lib, task={TASK!r}, store={str(store)!r})\nann",
+    ]
+    write_notebook(server.root_dir / "label.ipynb", cells)
+    open_notebook(page, server, "label.ipynb")
+    run_all(page)
+    _wait_widget(page)
+    page.evaluate(_TRACK_JS, ROOT)
+    cells_before = cell_count(page)
+    assert page.get_attribute(ROOT, "data-feed") == "auto"
+
+    labels: dict[str, bool] = {}  # what the keys said, in order; the last label of a clip wins
+    skips: set[str] = set()
+    decided: list[str] = []
+
+    def key(k: str) -> None:
+        clip = _press(page, k)
+        decided.append(clip)
+        if k == "Space":
+            skips.add(clip)
+        else:
+            labels[clip] = k == "a"
+
+    # auto feed: 8 decisions, one of them undone and corrected (a -> x) on the way
+    for k in "axaa":
+        key(k)
+    wrong = decided.pop()
+    del labels[wrong]
+    _undo(page, wrong)
+    key("x")
+    assert decided[-1] == wrong and labels[wrong] is False
+    for k in "xaax":
+        key(k)
+
+    _switch_feed(page, "random")
+    assert page.locator(f"{ROOT} [aria-current=true] [data-testid=clip-feed]").inner_text() == (
+        "random"
+    )
+    for k in ["a", "x", "Space", "x", "a", "x", "x", "a"]:
+        key(k)
+
+    _switch_feed(page, "borderline")
+    for k in ["x", "a", "Space", "a", "x", "a", "x", "a"]:
+        key(k)
+
+    # undo the very last label: that clip is current again and has no label
+    last = decided.pop()
+    del labels[last]
+    _undo(page, last)
+    assert len(labels) >= 20 and len(skips) == 2 and last not in labels
+
+    expected = _counts(labels, skips)
+    _wait_saved(page, expected)
+    assert page.get_attribute(ROOT, "data-saved") == "true"
+    assert page.get_attribute(ROOT, "data-last-saved") == ""  # the last event was undone
+    assert cell_count(page) == cells_before, "a labelling key reached JupyterLab"
+    assert int(page.locator("[data-testid=model-version]").inner_text()) > 0
+    # the quality estimate follows once labelling pauses (it is deferred while keys come fast)
+    n_pos, n_neg = expected["positives"], expected["negatives"]
+    page.wait_for_function(
+        """([sel, want]) => document.querySelector(sel)
+             .querySelector('[data-testid=quality]').dataset.nLabels === want""",
+        arg=[ROOT, str(n_pos + n_neg)],
+    )
+    assert re.search(r"CV AP \d\.\d\d \(95% CI", page.locator("[data-testid=quality]").inner_text())
+    got_quality = run_code_in_new_cell(page, "print(ann.quality['n_pos'], ann.quality['n_neg'])")
+    assert got_quality.split() == [str(n_pos), str(n_neg)]
+
+    # the store on disk, read by this process while the kernel holds it open
+    with LabelStore(store) as db:
+        current = db.current(TASK)
+        on_disk = dict(zip(current["clip_id"], current["label"].astype(bool), strict=True))
+        assert on_disk == labels
+        assert list(current["clip_id"]) == [c for c in decided if c in labels]
+        assert db.skipped(TASK) == skips
+        assert last not in on_disk and wrong in on_disk
+
+    got = run_code_in_new_cell(
+        page, "import json; print(json.dumps(ann.task.counts(), sort_keys=True))"
+    )
+    assert json.loads(got) == expected
+    print(f"lab keyboard test: {len(labels)} labels, {len(skips)} skips, "
+          f"{time.monotonic() - t0:.1f} s")  # fmt: skip
+
+
+def test_screenshots_light_and_dark(
+    page: Any, start_jupyter: Any, sample_library: Path, tmp_path: Path
+) -> None:
+    """The widget at work in JupyterLab Light and Dark; the light one can go to docs/."""
+    t0 = time.monotonic()
+    server = start_jupyter("lab")
+    page.set_viewport_size({"width": 1100, "height": 900})
+    open_notebook(
+        page, server, _widget_notebook(server, sample_library, tmp_path / "l.sqlite", TASK)
+    )
+    run_all(page)
+    _wait_widget(page)
+    for k in ["a", "x", "x", "a", "Space", "x"]:
+        _press(page, k)
+    _wait_saved(page, {"positives": 2, "negatives": 3, "skipped": 1})
+    widget = page.locator(ROOT)
+    widget.scroll_into_view_if_needed()
+    page.mouse.move(0, 0)  # no hover flipbook on a card
+
+    light, dark = tmp_path / "annotator-light.png", tmp_path / "annotator-dark.png"
+    widget.screenshot(path=str(light), animations="disabled", caret="hide")
+    set_theme(page, "dark")
+    _wait_widget(page)
+    widget.screenshot(path=str(dark), animations="disabled", caret="hide")
+    b_light, b_dark = _mean_brightness(light), _mean_brightness(dark)
+    print(f"mean brightness: light {b_light:.0f}, dark {b_dark:.0f}")
+    assert b_dark < b_light - 60, "the widget does not follow JupyterLab's dark theme"
+    bg = page.evaluate(
+        "(sel) => getComputedStyle(document.querySelector(sel)).backgroundColor", ROOT
+    )
+    assert bg not in ("rgb(255, 255, 255)", "rgba(0, 0, 0, 0)"), bg
+
+    if os.environ.get("VA_UPDATE_SCREENSHOT") == "1":
+        DOCS_SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(light, DOCS_SCREENSHOT)
+        print(f"wrote {DOCS_SCREENSHOT}")
+    print(f"screenshot test: {time.monotonic() - t0:.1f} s")
+
+
+XSS = "<img src=x onerror=alert(1)>"
+
+
+def test_untrusted_text_is_shown_as_text(
+    page: Any, start_jupyter: Any, sample_library: Path, tmp_path: Path
+) -> None:
+    """A task name (and an error message) made of HTML is shown literally, never parsed."""
+    t0 = time.monotonic()
+    dialogs: list[str] = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    server = start_jupyter("lab")
+    # an on_label callback whose error message is HTML too
+    boom = (
+        "def boom(clip_id, label):\n"
+        "    raise ValueError('<img src=y onerror=alert(2)>')\n"
+        "ann.on_label(boom)"
+    )
+    nb = _widget_notebook(server, sample_library, tmp_path / "x.sqlite", XSS, extra=boom)
+    open_notebook(page, server, nb)
+    run_all(page)
+    _wait_widget(page)
+    _press(page, "a")
+    page.wait_for_function(
+        "(sel) => !document.querySelector(`${sel} [data-testid=error]`).hidden", arg=ROOT
+    )
+    assert page.locator(f"{ROOT} [data-testid=task-name]").inner_text() == XSS
+    assert XSS in page.locator(ROOT).inner_text()
+    assert (
+        "<img src=y onerror=alert(2)>"
+        in page.locator(f"{ROOT} [data-testid=error-text]").inner_text()
+    )
+    injected = page.evaluate(
+        """(sel) => [...document.querySelectorAll(`${sel} img`)]
+                      .filter((i) => ['x', 'y'].includes(i.getAttribute('src'))).length""",
+        ROOT,
+    )
+    assert injected == 0
+    assert (
+        page.evaluate("(sel) => document.querySelector(sel).getAttribute('aria-label')", ROOT)
+        == f"Annotator for task {XSS}"
+    )
+    assert dialogs == []
+    print(f"xss test: {time.monotonic() - t0:.1f} s")
+
+
+def test_notebook7_renders_and_labels(
+    page: Any, start_jupyter: Any, sample_library: Path, tmp_path: Path
+) -> None:
+    """In Notebook 7 (shortcuts matched in the capture phase), 'a' labels and adds no cell."""
+    t0 = time.monotonic()
+    server = start_jupyter("notebook")
+    open_notebook(
+        page, server, _widget_notebook(server, sample_library, tmp_path / "n.sqlite", TASK)
+    )
+    run_all(page)
+    _wait_widget(page)
+    cells = cell_count(page)
+    clip = _press(page, "a")
+    _wait_saved(page, {"positives": 1, "negatives": 0, "skipped": 0})
+    assert page.get_attribute(ROOT, "data-last-saved") == clip
+    assert cell_count(page) == cells, "'a' also inserted a cell in Notebook 7"
+    got = run_code_in_new_cell(
+        page, "print(ann.task.labels()[['clip_id', 'label']].values.tolist())"
+    )
+    assert got == str([[clip, True]])
+    print(f"notebook 7 test: {time.monotonic() - t0:.1f} s")
