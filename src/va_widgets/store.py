@@ -703,20 +703,7 @@ class LabelStore:
             Columns ``clip_id``, ``label`` (bool), ``annotator``, ``feed``, ``time`` (UTC),
             ``model_version`` (Int64), ``event_id``; one row per clip.
         """
-        with self._lock:
-            conn = self._db
-            task_id = self._task_id(conn, task)
-            sql = (
-                "SELECT e.event_id, e.clip_id, e.label, e.annotator, e.feed, e.time, "
-                "e.model_version FROM current_labels AS c "
-                "JOIN events AS e ON e.event_id = c.event_id "
-                "WHERE c.task_id = ? AND e.kind = 'label'"
-            )
-            params: tuple[Any, ...] = (task_id,)
-            if annotator is not None:
-                sql += " AND c.annotator = ?"
-                params += (annotator,)
-            rows = conn.execute(sql + " ORDER BY e.event_id", params).fetchall()
+        rows = self._current_label_rows(task, annotator)
         if annotator is None:
             latest: dict[str, tuple[Any, ...]] = {}
             for row in rows:  # ascending event_id: later rows win
@@ -726,16 +713,23 @@ class LabelStore:
 
     def labels_by_annotator(self, task: str) -> pd.DataFrame:
         """Every annotator's current labels: one row per (clip, annotator), columns as :meth:`current`."""
+        return _label_frame(self._current_label_rows(task, None))
+
+    def _current_label_rows(self, task: str, annotator: str | None) -> list[tuple[Any, ...]]:
+        """Current label events of ``task`` (of one annotator, or all), by event id."""
         with self._lock:
             conn = self._db
-            rows = conn.execute(
+            sql = (
                 "SELECT e.event_id, e.clip_id, e.label, e.annotator, e.feed, e.time, "
                 "e.model_version FROM current_labels AS c "
                 "JOIN events AS e ON e.event_id = c.event_id "
-                "WHERE c.task_id = ? AND e.kind = 'label' ORDER BY e.event_id",
-                (self._task_id(conn, task),),
-            ).fetchall()
-        return _label_frame(rows)
+                "WHERE c.task_id = ? AND e.kind = 'label'"
+            )
+            params: tuple[Any, ...] = (self._task_id(conn, task),)
+            if annotator is not None:
+                sql += " AND c.annotator = ?"
+                params += (annotator,)
+            return conn.execute(sql + " ORDER BY e.event_id", params).fetchall()
 
     def skipped(self, task: str, *, annotator: str | None = None) -> set[str]:
         """Clips whose current event is a skip.
