@@ -81,3 +81,37 @@ def test_usage_errors_exit_2_with_a_message(tmp_path):
     )
     no_text = va_widgets("search", "a red square", "--cache", str(tmp_path / "c2"))
     assert no_text.returncode == 2 and "text" in no_text.stderr.lower()
+
+
+def test_export_then_score_new_videos(tmp_path, pixel_embedder):
+    import pandas as pd
+
+    import va_widgets as va
+    from va_widgets.samples import clip_truth
+
+    truth = va.make_sample_videos(tmp_path / "videos", n_videos=2, seconds_per_video=24)
+    lib = va.index_videos(
+        tmp_path / "videos", tmp_path / "cache", embedder=pixel_embedder, progress=False
+    )
+    task = va.Task(lib, "ball", annotator="ana")
+    for clip, y in zip(lib.clips["clip_id"], clip_truth(lib.clips, truth), strict=True):
+        task.label(clip, bool(y))
+    done = va_widgets(
+        "export",
+        str(tmp_path / "out" / "ball"),
+        "--cache",
+        str(tmp_path / "cache"),
+        "--task",
+        "ball",
+    )
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "out" / "ball.skops").exists() and (tmp_path / "out" / "ball.csv").exists()
+    va.make_sample_videos(tmp_path / "new", n_videos=1, seconds_per_video=8, seed=5)
+    scored = va_widgets(
+        "score", str(tmp_path / "out" / "ball.skops"), str(tmp_path / "new"),
+        "--out", str(tmp_path / "scores.csv"), "--quiet",
+    )  # fmt: skip
+    assert scored.returncode == 0, scored.stderr
+    scores = pd.read_csv(tmp_path / "scores.csv")
+    assert len(scores) == 4 and scores["score"].between(0, 1).all()
+    assert {"clip_id", "video", "start_seconds", "end_seconds"} <= set(scores.columns)

@@ -1,4 +1,4 @@
-"""Command line: ``va-widgets index|search|info`` for batch work outside a notebook."""
+"""Command line: ``va-widgets index|search|export|score|info`` for batch work outside a notebook."""
 
 from __future__ import annotations
 
@@ -75,6 +75,33 @@ def _info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _export(args: argparse.Namespace) -> int:
+    from va_widgets.library import ClipLibrary
+    from va_widgets.task import Task
+
+    lib = ClipLibrary.open(args.cache)
+    task = Task(lib, args.task, store=args.store, annotator="cli")
+    for kind, path in task.export(args.out).items():
+        print(f"{kind}: {path}")
+    return 0
+
+
+def _score(args: argparse.Namespace) -> int:
+    from va_widgets.classifier import load_classifier
+
+    clf = load_classifier(args.classifier)
+    scores = clf.score_videos(args.videos, cache=args.cache, progress=not args.quiet)
+    if args.out:
+        if args.out.endswith(".parquet"):
+            scores.to_parquet(args.out, index=False)
+        else:
+            scores.to_csv(args.out, index=False)
+        print(f"{len(scores)} clip scores written to {args.out}")
+    else:
+        print(scores.to_string(index=False))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="va-widgets", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -104,6 +131,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-k", type=int, default=10, help="how many clips (default 10)")
     p.add_argument("--like", action="store_true", help="search by example: TEXT is a clip id")
     p.set_defaults(run=_search)
+
+    p = sub.add_parser(
+        "export", help="write a task's labels (CSV, Parquet) and classifier (.skops)"
+    )
+    p.add_argument("out", help="output path prefix, e.g. exports/car-chase")
+    p.add_argument("--cache", required=True, help="the library folder")
+    p.add_argument("--task", required=True, help="the task name")
+    p.add_argument("--store", help="the label store (default <cache>/labels.sqlite)")
+    p.set_defaults(run=_export)
+
+    p = sub.add_parser("score", help="score new videos with an exported classifier")
+    p.add_argument("classifier", help="a .skops file written by export")
+    p.add_argument("videos", nargs="+", help="video files or folders")
+    p.add_argument("--out", help="write the scores to this .csv or .parquet file")
+    p.add_argument("--cache", help="keep the index of the videos here (default: temporary)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(run=_score)
 
     p = sub.add_parser("info", help="describe a library folder")
     p.add_argument("--cache", required=True)
