@@ -86,10 +86,17 @@ def _one_blas_thread():
 
 
 def _available_mb() -> float:
-    """Available physical memory in MB (1024 when the platform does not say)."""
-    try:
-        import os
+    """Memory available to new allocations in MB (page cache included, as Linux counts it)."""
+    import os
 
+    try:  # MemAvailable counts reclaimable page cache; free pages alone understate it badly
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) / 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
         return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / 2**20
     except (AttributeError, ValueError, OSError):
         return 1024.0
