@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from va_widgets.errors import EmbedderMismatch, VaWidgetsError
-from va_widgets.linalg import project
+from va_widgets.linalg import logistic
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -97,13 +97,10 @@ class VideoClassifier:
         """Probability of the concept for each row of ``features`` (n, dim), float32."""
         coef = getattr(self.estimator, "coef_", None)
         if coef is not None and hasattr(self.estimator, "intercept_"):
-            logits = project(features, coef[0].astype(np.float32)) + float(
-                self.estimator.intercept_[0]
-            )
-            return (1.0 / (1.0 + np.exp(-logits))).astype(np.float32)
-        return self.estimator.predict_proba(np.asarray(features, dtype=np.float32))[:, 1].astype(
-            np.float32
-        )
+            return logistic(features, coef[0], float(self.estimator.intercept_[0]))
+        positive = list(self.estimator.classes_).index(1)
+        proba = self.estimator.predict_proba(np.asarray(features, dtype=np.float32))
+        return proba[:, positive].astype(np.float32)
 
     def score_library(self, library: ClipLibrary) -> pd.DataFrame:
         """Per-clip scores for every clip of ``library`` (which must use the same embedder)."""

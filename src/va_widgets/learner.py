@@ -34,7 +34,6 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
-from scipy.special import expit
 from sklearn.base import clone
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import average_precision_score
@@ -42,7 +41,7 @@ from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
-from va_widgets.linalg import project, top_k
+from va_widgets.linalg import logistic, project, top_k
 
 __all__ = [
     "ARMS",
@@ -542,9 +541,7 @@ class ActiveLearningEngine:
             raise RuntimeError("no model yet: label at least one positive and one negative")
         lin = self._linear()
         if lin is not None:
-            z = project(features, lin[0])
-            z += np.float32(lin[1])
-            return expit(z, out=z)
+            return logistic(features, lin[0], lin[1])
         out = np.empty(features.shape[0], dtype=np.float32)
         est = self._learner.estimator
         pos = list(est.classes_).index(1)

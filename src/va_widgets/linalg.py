@@ -38,6 +38,17 @@ def project(
     return out
 
 
+def logistic(
+    features: np.ndarray, weights: np.ndarray, intercept: float, *, chunk_rows: int = CHUNK_ROWS
+) -> np.ndarray:
+    """P(positive) of a linear model, ``sigmoid(features @ weights + intercept)``, float32 (n,)."""
+    from scipy.special import expit
+
+    z = project(features, weights, chunk_rows=chunk_rows)
+    z += np.float32(intercept)
+    return expit(z, out=z)
+
+
 def top_k(scores: np.ndarray, k: int, *, exclude: np.ndarray | None = None) -> np.ndarray:
     """Indices of the ``k`` highest scores, best first; ``exclude`` is a boolean mask to skip."""
     if exclude is not None:
