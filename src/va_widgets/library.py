@@ -134,14 +134,14 @@ class ClipLibrary:
     def rows(self, clip_ids: str | Sequence[str]) -> np.ndarray:
         """Row positions of ``clip_ids`` in :attr:`clips` / :attr:`features`."""
         ids = [clip_ids] if isinstance(clip_ids, str) else list(clip_ids)
-        rows = self._row_of.get_indexer(ids)
+        rows = self.positions(ids)
         if (rows < 0).any():
             missing = [i for i, r in zip(ids, rows, strict=True) if r < 0][:3]
             raise KeyError(
                 f"unknown clip id(s) {missing} in library {str(self.cache)!r}; "
                 "take ids from lib.clips['clip_id']"
             )
-        return rows.astype(np.int64)
+        return rows
 
     # -- search -----------------------------------------------------------------------------
     def text_scores(self, text: str) -> np.ndarray:
