@@ -90,10 +90,10 @@ class Task:
         self._orphans = 0
         text = query if query is not None else info.query
         if text:
-            if library.embedder_spec.get("kind") == "pixel_stats":
+            if not library.embedder.supports_text:
                 warnings.warn(
-                    f"query {text!r} ignored: the library's embedder has no text encoder "
-                    "(offline pixel statistics); label a few clips to start instead",
+                    f"query {text!r} ignored: {library.embedder.name} has no text encoder; "
+                    "label a few clips to start instead",
                     stacklevel=2,
                 )
             else:
