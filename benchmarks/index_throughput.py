@@ -26,7 +26,7 @@ import statistics
 import tempfile
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -74,15 +74,19 @@ def make_video(path: Path, seconds: float, seed: int) -> None:
 # --------------------------------------------------------------------------- measurements
 
 
+def chunks(paths: list[Path], k: int) -> Iterator[ClipChunk]:
+    """The sampled clip chunks of ``paths`` (k frames per 2 s clip), decoded in this process."""
+    rule = ClipRule(clip_seconds=CLIP_SECONDS, frames_per_clip=k)
+    for path in paths:
+        for item in iter_clips(path, rule, image_size=SIZE):
+            if isinstance(item, ClipChunk):
+                yield item
+
+
 def decode(paths: list[Path], k: int) -> tuple[float, np.ndarray]:
     """Seconds, and the (n, k, S, S, 3) frames ``iter_clips`` sampled."""
-    frames = []
     t0 = time.perf_counter()
-    for path in paths:
-        for item in iter_clips(path, ClipRule(clip_seconds=CLIP_SECONDS, frames_per_clip=k),
-                               image_size=SIZE):  # fmt: skip
-            if isinstance(item, ClipChunk):
-                frames.append(item.frames)
+    frames = [chunk.frames for chunk in chunks(paths, k)]
     return time.perf_counter() - t0, np.concatenate(frames)
 
 
@@ -99,12 +103,9 @@ def serial(paths: list[Path], embedder: OpenClipEmbedder, k: int) -> tuple[float
     """Decode and encode in this process, one after the other: no worker, no writes."""
     n = 0
     t0 = time.perf_counter()
-    for path in paths:
-        for item in iter_clips(path, ClipRule(clip_seconds=CLIP_SECONDS, frames_per_clip=k),
-                               image_size=SIZE):  # fmt: skip
-            if isinstance(item, ClipChunk):
-                embedder.encode_clips(item.frames)
-                n += len(item)
+    for chunk in chunks(paths, k):
+        embedder.encode_clips(chunk.frames)
+        n += len(chunk)
     return time.perf_counter() - t0, n
 
 
