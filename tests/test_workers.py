@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from va_widgets.workers import run_isolated
@@ -38,6 +39,19 @@ def test_a_crashing_worker_fails_only_its_item_and_the_caller_survives():
             f"{items[i]}:1",
             f"{items[i]}:2",
         ]
+
+
+def test_a_worker_that_died_before_its_next_item_was_sent_is_replaced():
+    # The consumer pauses on each end event, so the worker has run its queued "exit" item
+    # and died before the pool sends it the next item into a broken pipe.
+    items = ["ok1", "exit", "ok2", "ok3"]
+    ends = {}
+    for event in run_isolated(misbehave, items, workers=1):
+        if event.kind != "result":
+            ends[event.index] = event
+            time.sleep(0.3)
+    assert [ends[i].kind for i in range(4)] == ["done", "crash", "done", "done"]
+    assert ends[1].payload == 3
 
 
 def test_works_from_a_script_without_a_main_guard(tmp_path):

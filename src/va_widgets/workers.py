@@ -143,7 +143,13 @@ def _top_up(worker: _Worker, todo: list[int], items: list[Any]) -> None:
     while todo and len(worker.assigned) < 2:
         index = todo.pop()
         worker.assigned.append(index)
-        worker.jobs.send(items[index])
+        try:
+            worker.jobs.send(items[index])
+        except BrokenPipeError:
+            # The worker died after its last message (e.g. it exited on the item before).
+            # The item stays assigned: reading the results pipe then hits EOF, which reports
+            # the crash for the item in progress and queues this one again for a new worker.
+            return
 
 
 if __name__ == "__main__":  # a worker process started by _Worker
