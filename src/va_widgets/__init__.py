@@ -22,7 +22,7 @@ __version__ = "0.1.0"
 # public name -> module that defines it; loaded on first attribute access (PEP 562).
 _LAZY = {
     "Annotator": "va_widgets.widget",
-    "index_videos": "va_widgets.library",
+    "index_videos": "va_widgets.indexing",
     "ClipLibrary": "va_widgets.library",
     "ClipRule": "va_widgets.media",
     "OpenClipEmbedder": "va_widgets.embedders",
@@ -60,7 +60,8 @@ __all__ = [
 if TYPE_CHECKING:
     from va_widgets.classifier import VideoClassifier, load_classifier
     from va_widgets.embedders import OpenClipEmbedder, PixelStatsEmbedder, load_default_embedder
-    from va_widgets.library import ClipLibrary, index_videos
+    from va_widgets.indexing import index_videos
+    from va_widgets.library import ClipLibrary
     from va_widgets.media import ClipRule
     from va_widgets.samples import make_sample_videos
     from va_widgets.task import Task, simulate

@@ -130,7 +130,7 @@ class VideoClassifier:
         ``cache`` keeps the index for later runs (default: a temporary folder, removed after).
         ``embedder`` may be passed to reuse a loaded model; it must match the saved spec.
         """
-        from va_widgets.library import index_videos
+        from va_widgets.indexing import index_videos
 
         rule = self.clip_rule
         with tempfile.TemporaryDirectory(prefix="va_score_") as tmp:

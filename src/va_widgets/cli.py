@@ -29,7 +29,7 @@ def _embedder(args: argparse.Namespace) -> Embedder | None:
 
 
 def _index(args: argparse.Namespace) -> int:
-    from va_widgets.library import index_videos
+    from va_widgets.indexing import index_videos
 
     lib = index_videos(
         args.sources,
@@ -39,6 +39,7 @@ def _index(args: argparse.Namespace) -> int:
         clip_seconds=args.clip_seconds,
         frames_per_clip=args.frames_per_clip,
         workers=args.workers,
+        executor=args.dask,
         progress=not args.quiet,
     )
     errors = lib.errors
@@ -122,6 +123,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="use the pixel-statistics embedder (no weights, no text search)",
     )
     p.add_argument("--workers", type=int, help="decoding processes")
+    p.add_argument(
+        "--dask",
+        metavar="ADDRESS",
+        help="spread the videos over a Dask cluster (e.g. tcp://scheduler:8786; needs "
+        "va_widgets[dask] and the cache, videos and weights on a shared filesystem)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(run=_index)
 
@@ -160,7 +167,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.run(args))
-    except (VaWidgetsError, FileNotFoundError, KeyError, ValueError) as exc:
+    except (VaWidgetsError, ImportError, OSError, KeyError, ValueError) as exc:
         print(f"va-widgets: error: {exc}", file=sys.stderr)
         return 2
 
