@@ -10,8 +10,8 @@ Targets on the 2-core development machine: <= 50 ms at 100k, <= 1 s at 1M.
     python benchmarks/loop_latency.py --no-copy  # no float32 copy: chunked float16 scoring
     python benchmarks/loop_latency.py --copy-mb 4096  # force the float32 copy at 1M
 
-By default the engine keeps a float32 copy of the matrix in RAM when it fits (2 GB at 1M; the
-default limit is a quarter of the FREE memory, so a busy machine may score 1M from float16).
+By default the engine keeps a float32 copy of the matrix in RAM up to 1 GB (500k clips; a
+quarter of the available memory if less), so 1M clips are scored from float16 chunk by chunk.
 Engine setup includes the float32 copy and the one-pass column mean/std (standardisation).
 """
 

@@ -43,8 +43,10 @@ def test_index_builds_clips_features_and_thumbnails(videos, tmp_path, tiny_clip)
     lib = index(videos, tmp_path / "cache", tiny_clip, frames_per_clip=4)
     clips = lib.clips
     assert list(clips.columns) == [
-        "clip_id", "video", "video_id", "clip_index", "start_seconds", "end_seconds", "frame_seconds",
+        "clip_id", "video", "video_id", "clip_index", "start_seconds", "end_seconds",
     ]  # fmt: skip
+    assert lib.frame_seconds.shape == (7, 4)
+    np.testing.assert_allclose(lib.frame_seconds[1], [2.24, 2.72, 3.24, 3.72])  # mid-quarters
     per_video = clips.groupby(clips["video"].map(lambda p: Path(p).name)).size().to_dict()
     assert per_video == {"a.mp4": 3, "b.mkv": 2, "c.mp4": 2}
     a = clips[clips["video"].str.endswith("a.mp4")]
@@ -106,6 +108,19 @@ def test_reopen_in_another_process_gives_the_same_library(videos, tmp_path, tiny
     subprocess.run([sys.executable, "-c", code, str(out[0]), str(out[1])], check=True)
     np.testing.assert_array_equal(np.load(out[0]), lib.features.astype(np.float32))
     pd.testing.assert_frame_equal(pd.read_parquet(out[1]), lib.clips)
+
+
+def test_a_clip_table_with_one_array_per_row_still_reads(tmp_path):
+    from va_widgets.library import read_clip_table
+
+    # how clip tables were written before frame_seconds became flat columns
+    old = pd.DataFrame(
+        {"clip_id": ["a-00000", "a-00001"], "frame_seconds": [[0.5, 1.5], [2.5, 3.5]]}
+    )
+    old.to_parquet(tmp_path / "clips-1.parquet", index=False)
+    table, frame_seconds = read_clip_table(tmp_path / "clips-1.parquet")
+    assert list(table.columns) == ["clip_id"]
+    np.testing.assert_array_equal(frame_seconds, [[0.5, 1.5], [2.5, 3.5]])
 
 
 def test_rerun_is_incremental(videos, tmp_path, tiny_clip):

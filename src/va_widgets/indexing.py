@@ -37,6 +37,7 @@ from va_widgets.library import (
     PathLike,
     check_embedder,
     read_manifest,
+    write_clip_table,
 )
 from va_widgets.media import VIDEO_EXTENSIONS, ClipRule
 
@@ -301,7 +302,8 @@ class _Indexer:
     def _commit(self, entries: list[dict[str, Any]]) -> dict[str, Any]:
         """Merge the videos' shards into a new generation's table and matrix; swap the manifest."""
         gen = (self.previous["generation"] + 1) if self.previous else 1
-        tables = []
+        tables = [_EMPTY_TABLE]
+        frame_seconds = [np.zeros((0, self.rule.frames_per_clip))]
         total = sum(e["n_clips"] for e in entries)
         features = np.lib.format.open_memmap(
             self.cache / f"features-{gen}.npy",
@@ -326,23 +328,17 @@ class _Indexer:
                             "clip_index": idx,
                             "start_seconds": z["start_seconds"],
                             "end_seconds": z["end_seconds"],
-                            "frame_seconds": list(z["frame_seconds"]),
                         }
                     )
                 )
+                frame_seconds.append(z["frame_seconds"])
         features.flush()
         del features
-        columns = [
-            "clip_id",
-            "video",
-            "video_id",
-            "clip_index",
-            "start_seconds",
-            "end_seconds",
-            "frame_seconds",
-        ]
-        table = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=columns)
-        table.to_parquet(self.cache / f"clips-{gen}.parquet", index=False)
+        write_clip_table(
+            self.cache / f"clips-{gen}.parquet",
+            pd.concat(tables, ignore_index=True),
+            np.concatenate(frame_seconds),
+        )
         for name in (f"clips-{gen}.parquet", f"features-{gen}.npy"):
             with open(self.cache / name, "rb") as f:
                 os.fsync(f.fileno())
@@ -381,6 +377,18 @@ class _Indexer:
         for p in (self.cache / "videos").iterdir():
             if p.name not in live:
                 shutil.rmtree(p, ignore_errors=True)
+
+
+_EMPTY_TABLE = pd.DataFrame(
+    {
+        "clip_id": pd.Series(dtype=str),
+        "video": pd.Series(dtype=str),
+        "video_id": pd.Series(dtype=str),
+        "clip_index": pd.Series(dtype=np.int64),
+        "start_seconds": pd.Series(dtype=np.float64),
+        "end_seconds": pd.Series(dtype=np.float64),
+    }
+)
 
 
 # -- videos: decode, encode, write a shard ---------------------------------------------------

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 CHUNK_ROWS = 8192
@@ -20,22 +22,38 @@ def project(
     Returns
     -------
     (n,) or (n, m) float32 array.
+
+    A float16 matrix is converted by torch into one reused float32 buffer of ``chunk_rows``
+    rows (small enough to stay in cache) and multiplied there: several times faster than
+    NumPy, whose float16 arithmetic and conversion are slow. It runs on one torch thread: the
+    work is bound by memory bandwidth, and on a busy machine torch's thread pool waits for
+    its threads between the small operations (1M x 512 on the 2-core machine under load:
+    0.27-0.45 s on one thread, 0.6-3.4 s on two).
     """
     weights = np.asarray(weights, dtype=np.float32)
     n = features.shape[0]
     out_shape = (n,) if weights.ndim == 1 else (n, weights.shape[1])
-    out = np.empty(out_shape, dtype=np.float32)
-    if features.dtype == np.float32 and not isinstance(features, np.memmap):
-        np.matmul(features, weights, out=out)
-        return out
-    import torch  # lazy: torch converts float16 to float32 several times faster than NumPy
+    if features.dtype != np.float16:
+        return np.matmul(np.asarray(features, dtype=np.float32), weights).reshape(out_shape)
+    import torch  # lazy
 
-    w = torch.from_numpy(np.ascontiguousarray(weights))
-    for start in range(0, n, chunk_rows):
-        block = np.array(features[start : start + chunk_rows])  # a writable copy, as torch wants
-        t = torch.from_numpy(block).to(torch.float32)
-        out[start : start + len(block)] = (t @ w).numpy()
-    return out
+    out = torch.empty(out_shape, dtype=torch.float32)
+    w = torch.from_numpy(weights)
+    buffer = torch.empty((min(chunk_rows, n), features.shape[1]), dtype=torch.float32)
+    with warnings.catch_warnings():  # a read-only memory map: torch warns, we only read
+        warnings.simplefilter("ignore", UserWarning)
+        whole = torch.from_numpy(np.asarray(features))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # process-wide: restored below
+    try:
+        for start in range(0, n, chunk_rows):
+            block = whole[start : start + chunk_rows]
+            rows = buffer[: len(block)]
+            rows.copy_(block)
+            torch.matmul(rows, w, out=out[start : start + len(block)])
+    finally:
+        torch.set_num_threads(threads)
+    return out.numpy()
 
 
 def logistic(
