@@ -294,6 +294,10 @@ def main() -> None:
           "   (target >= 0.7)")  # fmt: skip
     print(f"  frames/s  pipeline bf16 / bare bf16   {ratio('pipeline bf16 K=8', 'bare bf16', fps):.2f}"
           "   (target >= 0.7)")  # fmt: skip
+    for p in ("fp32", "bf16"):
+        beyond = 1 - ratio(f"pipeline {p} K=8", f"bare {p}", fps)
+        print(f"  share of the pipeline's wall time beyond the encoder, {p}: {beyond:.0%}"
+              "   (target <= 25%)")  # fmt: skip
     print(
         f"  frames/s  pipeline fp32 / naive       {ratio('pipeline fp32 K=8', 'naive fp32 b=1', fps):.2f}x"
     )

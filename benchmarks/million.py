@@ -38,10 +38,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
+from big_library import build_library, clustered_unit_vectors
 
 import va_widgets as va
-from va_widgets.library import write_clip_table
 
 PROMPTS = ["a red ball", "a dog on a beach", "a car at night", "people talking", "a kitchen"]
 
@@ -52,42 +51,6 @@ def peak_rss_mb() -> float:
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     raise RuntimeError("no VmHWM in /proc/self/status (Linux only)")
-
-
-def build_library(workdir: Path, n_clips: int, embedder: Any, seed: int = 0) -> Path:
-    """Index real sample videos, then a cache of ``n_clips`` rows that reuse their thumbnails."""
-    small = workdir / "small"
-    big = workdir / f"big-{n_clips}"
-    if (big / "manifest.json").exists():
-        return big
-    va.make_sample_videos(workdir / "videos", n_videos=3, seconds_per_video=24)
-    lib = va.index_videos(workdir / "videos", small, embedder=embedder, progress=False)
-    base = lib.clips
-    reps = -(-n_clips // len(base))
-    clips = pd.concat([base] * reps, ignore_index=True).iloc[:n_clips].copy()
-    copy = np.repeat(np.arange(reps), len(base))[:n_clips]
-    clips["clip_id"] = [
-        cid if k == 0 else f"{cid}-d{k:06d}" for cid, k in zip(clips["clip_id"], copy, strict=True)
-    ]
-    big.mkdir(parents=True)
-    features = np.lib.format.open_memmap(
-        big / "features-1.npy", mode="w+", dtype=np.float16, shape=(n_clips, lib.features.shape[1])
-    )
-    rng = np.random.default_rng(seed)
-    centre = rng.standard_normal(features.shape[1]).astype(np.float32)
-    for start in range(0, n_clips, 65536):
-        x = rng.standard_normal((min(65536, n_clips - start), features.shape[1]), np.float32)
-        x[: len(x) // 10] += 0.6 * centre
-        features[start : start + len(x)] = x / np.linalg.norm(x, axis=1, keepdims=True)
-    features.flush()
-    del features
-    (big / "videos").symlink_to((small / "videos").resolve(), target_is_directory=True)
-    frame_seconds = np.tile(lib.frame_seconds, (reps, 1))[:n_clips]
-    write_clip_table(big / "clips-1.parquet", clips, frame_seconds)
-    manifest = json.loads((small / "manifest.json").read_text())
-    manifest.update(generation=1, library_id=uuid.uuid4().hex)
-    (big / "manifest.json").write_text(json.dumps(manifest))
-    return big
 
 
 def pct(values: list[float], q: float) -> float:
@@ -160,7 +123,10 @@ def main() -> None:
     try:
         t0 = time.perf_counter()
         embedder = make_embedder()
-        caches = [build_library(workdir, n, embedder) for n in (args.baseline, args.clips)]
+        caches = [
+            build_library(workdir, n, embedder, clustered_unit_vectors(), "vit-b-32")
+            for n in (args.baseline, args.clips)
+        ]
         print(f"libraries built in {time.perf_counter() - t0:.0f} s under {workdir}")
         results = [measure_in_child(cache, args.events, workdir) for cache in caches]
     finally:

@@ -290,3 +290,23 @@ def test_real_videos_mp4_mkv_and_gif(shared_videos, tmp_path, pixel_embedder):
     ).all()
     for clip_id in clips.groupby(names)["clip_id"].first():
         assert len(lib.thumbnails(clip_id)) == lib.rule.frames_per_clip
+
+
+def test_the_thread_tuner_keeps_the_faster_setting_and_checks_again():
+    import torch
+
+    from va_widgets.indexing import _ThreadTuner
+
+    before = torch.get_num_threads()
+    tuner = _ThreadTuner([2, 1], window=2, recheck=3)
+    seconds_per_chunk = {2: 0.04, 1: 0.005}  # one thread is 8x faster here
+    used = []
+    for _ in range(40):
+        used.append(torch.get_num_threads())
+        time.sleep(seconds_per_chunk[tuner.current])
+        tuner.record(frames=32)
+    tuner.restore()
+    assert torch.get_num_threads() == before
+    assert used[:3] == [2, 2, 2]  # the first chunk starts the clock, then a window of 2
+    # settled on the faster setting (two windows of three), trying the slower one again
+    assert used[-18:].count(1) == 12 and used[-18:].count(2) == 6
