@@ -120,7 +120,7 @@ class Task:
         rows = self.engine.next(feed, n, exclude=self._labelled | self._skipped, similar_to=row)
         self.last_feed = self.engine.last_feed
         self.last_source = self.engine.last_source
-        return self.library.clips["clip_id"].to_numpy()[rows].tolist()
+        return self.library.clips["clip_id"].iloc[rows].tolist()  # no 1M-row array
 
     def label(self, clip_id: str, label: bool, *, feed: str | None = None) -> None:
         """Record ``label`` for ``clip_id`` (durable on disk when this returns) and retrain."""
