@@ -3,7 +3,7 @@
 // previews are already decoded, so a label shows the next clip at once and goes to Python as a
 // message; Python acknowledges it once the label store has committed it.
 import { makeItems, releaseItem } from "./src/clips.js";
-import { attr, formatScore, formatSeconds, h } from "./src/dom.js";
+import { attr, formatScore, formatSeconds, h, setText } from "./src/dom.js";
 import { Queue } from "./src/queue.js";
 import { createRpc } from "./src/rpc.js";
 
@@ -282,7 +282,8 @@ function render({ model, el }) {
       .then(({ msg, buffers }) => {
         if (msg.epoch !== epoch) return; // a feed change overtook it
         if (msg.clips.length === 0 && asked === epoch) exhausted = true;
-        queue.add(makeItems(msg.clips, buffers, (id) => !queue.items.has(id)));
+        // Cards are built now, so that showing the next page only inserts them.
+        for (const item of queue.add(makeItems(msg.clips, buffers, (id) => !queue.items.has(id)))) cardOf(item);
       })
       .catch(showError)
       .finally(() => {
@@ -377,9 +378,9 @@ function render({ model, el }) {
     attr(card, "aria-current", isCurrent ? "true" : null);
     card.dataset.decision = item.decision ?? "";
     card.dataset.state = item.state;
-    card.querySelector(".va-score").textContent = `score ${formatScore(item.score)}`;
-    card.querySelector(".va-clip-feed").textContent = item.feed;
-    card.querySelector(".va-decision").textContent = item.decision ? DECISION_TEXT[item.decision] + (item.state === "pending" ? " …" : item.state === "error" ? " (not saved)" : "") : "";
+    setText(card.querySelector(".va-score"), `score ${formatScore(item.score)}`);
+    setText(card.querySelector(".va-clip-feed"), item.feed);
+    setText(card.querySelector(".va-decision"), item.decision ? DECISION_TEXT[item.decision] + (item.state === "pending" ? " …" : item.state === "error" ? " (not saved)" : "") : "");
     item.frames.forEach((img, i) => img.classList.toggle("va-on", i === item.frame));
   }
 
@@ -389,9 +390,8 @@ function render({ model, el }) {
     if (cards.length !== grid.children.length || cards.some((c, i) => grid.children[i] !== c)) grid.replaceChildren(...cards);
     const current = queue.current;
     items.forEach((item) => renderCard(item, item === current));
-    current?.card?.scrollIntoView?.({ block: "nearest" });
     root.dataset.clipId = current?.clip_id ?? "";
-    empty.textContent = current ? "" : loading || !exhausted ? "Loading clips…" : "No more clips in this feed: pick another feed or query.";
+    setText(empty, current ? "" : loading || !exhausted ? "Loading clips…" : "No more clips in this feed: pick another feed or query.");
     empty.hidden = Boolean(current);
     for (const action of ["accept", "reject", "skip", "play", "similar"]) if (buttons[action]) buttons[action].disabled = !current;
   }
@@ -416,10 +416,10 @@ function render({ model, el }) {
 
   function renderStatus() {
     const counts = model.get("counts");
-    for (const name of ["positives", "negatives", "skipped"]) counters[name].textContent = String(counts[name] ?? 0);
-    modelVersion.textContent = String(model.get("model_version"));
+    for (const name of ["positives", "negatives", "skipped"]) setText(counters[name], String(counts[name] ?? 0));
+    setText(modelVersion, String(model.get("model_version")));
     const q = model.get("quality");
-    quality.textContent = typeof q.ap === "number" ? `CV AP ${q.ap.toFixed(2)} (95% CI ${q.ci_low.toFixed(2)}–${q.ci_high.toFixed(2)})` : "CV AP: not enough labels";
+    setText(quality, typeof q.ap === "number" ? `CV AP ${q.ap.toFixed(2)} (95% CI ${q.ci_low.toFixed(2)}–${q.ci_high.toFixed(2)})` : "CV AP: not enough labels");
     attr(quality, "title", q.reason ?? "");
     attr(quality, "data-n-labels", String((q.n_pos ?? 0) + (q.n_neg ?? 0))); // labels it reflects
     const state = pendingEvents > 0 ? "false" : lastEventFailed ? "error" : "true";
@@ -427,8 +427,8 @@ function render({ model, el }) {
     root.dataset.pending = String(pendingEvents);
     root.dataset.lastSaved = model.get("last_saved");
     saved.dataset.saved = state;
-    saved.textContent = state === "false" ? `saving ${pendingEvents}…` : state === "error" ? "last label NOT saved" : "all labels saved ✓";
-    if (note) saved.textContent += ` · ${note}`;
+    const text = state === "false" ? `saving ${pendingEvents}…` : state === "error" ? "last label NOT saved" : "all labels saved ✓";
+    setText(saved, note ? `${text} · ${note}` : text);
   }
 
   function renderError() {
@@ -440,6 +440,8 @@ function render({ model, el }) {
   function update() {
     renderPage();
     renderStatus();
+    // Last, after every write: the layout it forces is then the one the next frame uses.
+    queue.current?.card?.scrollIntoView?.({ block: "nearest" });
   }
 
   function showError(error) {

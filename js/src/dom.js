@@ -24,6 +24,11 @@ export function attr(el, name, value) {
   else el.setAttribute(name, value === true ? "" : String(value));
 }
 
+/** Set the text of el only when it changes: rewriting equal text still invalidates layout. */
+export function setText(el, text) {
+  if (el.textContent !== text) el.textContent = text;
+}
+
 export function formatScore(score) {
   return typeof score === "number" ? score.toFixed(2) : "–";
 }

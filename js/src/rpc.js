@@ -1,6 +1,19 @@
 // Request/response over anywidget custom messages, matched by id (quak-style).
 // Python answers every request with {id, ...} or {kind: "error", id, error}.
 
+// Requests go out just after the next frame: the work they start in the kernel (a retrain per
+// label) then does not compete for the CPU with painting what the key changed. A hidden page
+// paints no frames, hence the timer.
+function afterNextFrame(send) {
+  let sent = false;
+  const once = () => {
+    if (!sent) send();
+    sent = true;
+  };
+  requestAnimationFrame(() => setTimeout(once, 0));
+  setTimeout(once, 100);
+}
+
 export function createRpc(model) {
   const pending = new Map();
   const prefix = Math.random().toString(36).slice(2, 10);
@@ -26,7 +39,7 @@ export function createRpc(model) {
       const id = `${prefix}-${++counter}`;
       return new Promise((resolve, reject) => {
         pending.set(id, { resolve, reject });
-        model.send({ ...content, id });
+        afterNextFrame(() => model.send({ ...content, id }));
       });
     },
     get inFlight() {
