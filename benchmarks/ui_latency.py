@@ -44,11 +44,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
+
+import va_widgets as va
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests" / "browser"))
 
+from big_library import build_library, noisy_copies  # noqa: E402
 from harness import (  # noqa: E402
     TIMEOUT_MS,
     JupyterServer,
@@ -65,40 +67,6 @@ TARGET_P95_MS = 17.0
 
 
 # -- the library ------------------------------------------------------------------------------
-def build_library(workdir: Path, n_clips: int, seed: int = 0) -> Path:
-    """Index real sample videos, then a cache of ``n_clips`` rows that reuse their thumbnails."""
-    import va_widgets as va
-
-    small = workdir / "small"
-    big = workdir / f"big-{n_clips}"
-    if (big / "manifest.json").exists():
-        return big
-    va.make_sample_videos(workdir / "videos", n_videos=3, seconds_per_video=24)
-    lib = va.index_videos(
-        workdir / "videos", small, embedder=va.PixelStatsEmbedder(), progress=False, workers=1
-    )
-    manifest = json.loads((small / "manifest.json").read_text())
-    base = lib.clips
-    reps = -(-n_clips // len(base))
-    clips = pd.concat([base] * reps, ignore_index=True).iloc[:n_clips].copy()
-    copy = np.repeat(np.arange(reps), len(base))[:n_clips]
-    clips["clip_id"] = [
-        cid if k == 0 else f"{cid}-d{k:05d}" for cid, k in zip(clips["clip_id"], copy, strict=True)
-    ]
-    rng = np.random.default_rng(seed)
-    feats = np.asarray(lib.features, dtype=np.float32)
-    tiled = np.tile(feats, (reps, 1))[:n_clips]
-    noise = rng.standard_normal(tiled.shape, dtype=np.float32) * (0.1 * feats.std(axis=0) + 1e-3)
-    big.mkdir(parents=True)
-    (big / "videos").symlink_to((small / "videos").resolve(), target_is_directory=True)
-    np.save(big / "features-1.npy", (tiled + noise).astype(np.float16))
-    clips.to_parquet(big / "clips-1.parquet", index=False)
-    manifest.update(generation=1, library_id=uuid.uuid4().hex)
-    (big / "manifest.json").write_text(json.dumps(manifest))
-    assert len(va.ClipLibrary.open(big)) == n_clips
-    return big
-
-
 # -- in-page instrumentation ------------------------------------------------------------------
 INSTRUMENT_JS = """(sel) => {
   const root = document.querySelector(sel);
@@ -207,7 +175,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     workdir = Path(args.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     t = time.monotonic()
-    cache = build_library(workdir, args.clips)
+    cache = build_library(workdir, args.clips, va.PixelStatsEmbedder(), noisy_copies(), "pixel")
     print(f"library: {args.clips} clips in {cache} ({time.monotonic() - t:.1f} s)", flush=True)
     store = workdir / f"labels-{uuid.uuid4().hex[:8]}.sqlite"
     rng = np.random.default_rng(1)

@@ -493,7 +493,7 @@ class _ThreadTuner:
     every ``recheck`` windows.
     """
 
-    def __init__(self, options: list[int], *, window: int = 6, recheck: int = 12) -> None:
+    def __init__(self, options: list[int], *, window: int = 3, recheck: int = 20) -> None:
         import torch
 
         self._torch = torch
