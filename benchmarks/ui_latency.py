@@ -207,11 +207,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             page.wait_for_function(
                 "(sel) => document.querySelector(sel).dataset.saved === 'true'", arg=ROOT
             )
+            jitter = np.random.default_rng(2)
             for i, key in enumerate(keys):
                 start = time.monotonic()
                 page.wait_for_function(
                     "(sel) => !!document.querySelector(sel).dataset.clipId", arg=ROOT
                 )
+                # That wait returns at a frame (it polls on requestAnimationFrame): without a
+                # random delay every key would land at the same phase of the 60 Hz frame clock
+                # and a run would measure one phase, not the average a user meets.
+                time.sleep(jitter.uniform(0, 1 / 60))
                 page.keyboard.press(key)
                 page.wait_for_function(KEY_DONE_JS, arg=[ROOT, i], timeout=TIMEOUT_MS, polling=5)
                 time.sleep(max(0.0, args.interval - (time.monotonic() - start)))  # human pace
