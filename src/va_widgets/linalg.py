@@ -6,6 +6,7 @@ import concurrent.futures
 import functools
 import itertools
 import os
+import threading
 import warnings
 
 import numpy as np
@@ -59,13 +60,17 @@ def project(
 
     cores = os.cpu_count() or 1
     edges = np.linspace(0, n, min(4 * cores, -(-n // chunk_rows)) + 1).astype(int)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # process-wide: restored below
-    try:
-        list(_pool(cores).map(part, itertools.pairwise(edges.tolist())))
-    finally:
-        torch.set_num_threads(threads)
+    with _ONE_TORCH_THREAD:  # process-wide, so one product at a time sets and restores it
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            list(_pool(cores).map(part, itertools.pairwise(edges.tolist())))
+        finally:
+            torch.set_num_threads(threads)
     return out.numpy()
+
+
+_ONE_TORCH_THREAD = threading.Lock()
 
 
 @functools.cache
