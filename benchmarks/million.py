@@ -39,18 +39,11 @@ from typing import Any
 
 import numpy as np
 from big_library import build_library, clustered_unit_vectors
+from loop_latency import peak_rss_mb
 
 import va_widgets as va
 
 PROMPTS = ["a red ball", "a dog on a beach", "a car at night", "people talking", "a kitchen"]
-
-
-def peak_rss_mb() -> float:
-    """The process's peak resident set (VmHWM), in MB."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmHWM in /proc/self/status (Linux only)")
 
 
 def pct(values: list[float], q: float) -> float:
