@@ -38,12 +38,12 @@ def project(
     on torch's two).
     """
     weights = np.asarray(weights, dtype=np.float32)
-    n = features.shape[0]
-    out_shape = (n,) if weights.ndim == 1 else (n, weights.shape[1])
     if features.dtype != np.float16:
-        return np.matmul(np.asarray(features, dtype=np.float32), weights).reshape(out_shape)
+        return np.matmul(np.asarray(features, dtype=np.float32), weights)
     import torch  # lazy
 
+    n = features.shape[0]
+    out_shape = (n,) if weights.ndim == 1 else (n, weights.shape[1])
     out = torch.empty(out_shape, dtype=torch.float32)
     w = torch.from_numpy(weights)
     with warnings.catch_warnings():  # a read-only memory map: torch warns, we only read
