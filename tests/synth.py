@@ -10,11 +10,13 @@ can compare what ``va_widgets.media`` reports against ground truth.
 
 from __future__ import annotations
 
+import itertools
 import math
 import shutil
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
@@ -144,17 +146,24 @@ def make_video(
             stream.codec_context.options = {"preset": "veryfast", "x264-params": ":".join(params)}
         elif gop is not None:
             stream.codec_context.gop_size = gop
-        for index, t in enumerate(times):
-            colour = segment_colour(segments, t)
-            img = _frame_image(colour, index, size, rng, noise=noise, ramp=ramp)
-            frame = av.VideoFrame.from_ndarray(img, format="rgb24")
-            frame.pts = round(t / time_base)
-            frame.time_base = time_base
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode(None):
-            container.mux(packet)
+
+        def frames() -> Iterator[av.VideoFrame]:
+            for index, t in enumerate(times):
+                colour = segment_colour(segments, t)
+                img = _frame_image(colour, index, size, rng, noise=noise, ramp=ramp)
+                frame = av.VideoFrame.from_ndarray(img, format="rgb24")
+                frame.pts = round(t / time_base)
+                frame.time_base = time_base
+                yield frame
+
+        _encode_all(container, stream, frames())
     return path
+
+
+def _encode_all(container: Any, stream: Any, frames: Iterable[Any]) -> None:
+    """Encode ``frames`` into ``stream``, then flush the encoder; mux every packet."""
+    for frame in itertools.chain(frames, [None]):
+        container.mux(stream.encode(frame))
 
 
 # --------------------------------------------------------------------------- broken files
@@ -185,15 +194,16 @@ def make_audio_only(path: str | Path, *, seconds: float = 1.0) -> Path:
         t = np.arange(n) / rate
         samples = (0.2 * np.sin(2 * math.pi * 440 * t)).astype(np.float32)
         frame_size = 1024
-        for start in range(0, n, frame_size):
-            chunk = samples[start : start + frame_size]
-            frame = av.AudioFrame.from_ndarray(chunk[None, :], format="fltp", layout="mono")
-            frame.sample_rate = rate
-            frame.pts = start
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode(None):
-            container.mux(packet)
+
+        def frames() -> Iterator[av.AudioFrame]:
+            for start in range(0, n, frame_size):
+                chunk = samples[start : start + frame_size]
+                frame = av.AudioFrame.from_ndarray(chunk[None, :], format="fltp", layout="mono")
+                frame.sample_rate = rate
+                frame.pts = start
+                yield frame
+
+        _encode_all(container, stream, frames())
     return path
 
 
