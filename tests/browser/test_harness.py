@@ -83,6 +83,16 @@ def _mean_brightness(png: Path) -> float:
     return float(stat.mean[0])
 
 
+def _check_theme_switch(page: Any, stem: Path, now: str, then: str) -> None:
+    """Screenshot the page in theme ``now``, switch to ``then``, screenshot again
+    (``<stem>-<theme>.png``): the dark one must be clearly darker."""
+    shots = {theme: stem.with_name(f"{stem.name}-{theme}.png") for theme in (now, then)}
+    screenshot(page, shots[now])
+    set_theme(page, then)
+    screenshot(page, shots[then])
+    assert _mean_brightness(shots["dark"]) < _mean_brightness(shots["light"]) - 60
+
+
 def _wait_count(page: Any, n: int) -> None:
     page.wait_for_function(
         "(n) => document.querySelector('.va-test-counter').textContent === `count: ${n}`", arg=n
@@ -132,11 +142,7 @@ def test_lab_keyboard_kernel_and_themes(
     count = _label_with_keyboard(page, suppress_shortcuts=False)
     assert run_code_in_new_cell(page, "print(counter.value, x + 1)") == f"{count} 42"
 
-    light, dark = tmp_path / "lab-light.png", tmp_path / "lab-dark.png"
-    screenshot(page, light)
-    set_theme(page, "dark")
-    screenshot(page, dark)
-    assert _mean_brightness(dark) < _mean_brightness(light) - 60
+    _check_theme_switch(page, tmp_path / "lab", "light", "dark")
     print(f"lab test body: {time.monotonic() - t0:.1f} s")
 
 
@@ -151,9 +157,5 @@ def test_notebook7_dark_from_settings(page: Any, start_jupyter: Any, tmp_path: P
     count = _label_with_keyboard(page, suppress_shortcuts=True)
     assert run_code_in_new_cell(page, "counter.value") == str(count)
 
-    dark, light = tmp_path / "nb7-dark.png", tmp_path / "nb7-light.png"
-    screenshot(page, dark)
-    set_theme(page, "light")
-    screenshot(page, light)
-    assert _mean_brightness(dark) < _mean_brightness(light) - 60
+    _check_theme_switch(page, tmp_path / "nb7", "dark", "light")
     print(f"notebook 7 test body: {time.monotonic() - t0:.1f} s")
