@@ -458,17 +458,22 @@ function render({ model, el }) {
   }
 
   // -- flipbook: the current and the hovered clip play their frames -------------------------
+  // A clip that starts playing shows its current frame for a whole frame time first (every
+  // flip is a frame the browser must render, and a key pressed just after one waits a frame).
+  let playing = new Set();
   const timer = setInterval(() => {
     const now = performance.now();
     const animated = new Set([hovered, reducedMotion() ? null : queue.current].filter(Boolean));
     for (const item of animated) {
       if (item.frames.length < 2 || !item.card?.isConnected) continue;
+      if (!playing.has(item)) item.lastFlip = now;
       const frameMs = Math.min(500, Math.max(120, ((item.end_seconds - item.start_seconds) * 1000) / item.frames.length));
       if (now - item.lastFlip < frameMs) continue;
       item.lastFlip = now;
       item.frame = (item.frame + 1) % item.frames.length;
       item.frames.forEach((img, i) => img.classList.toggle("va-on", i === item.frame));
     }
+    playing = animated;
   }, FLIP_TICK_MS);
 
   // -- wiring -----------------------------------------------------------------------------

@@ -11,6 +11,7 @@ Screenshots: set VA_UPDATE_SCREENSHOT=1 to also write the light one to docs/anno
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -353,6 +354,66 @@ def test_untrusted_text_is_shown_as_text(
     )
     assert dialogs == []
     print(f"xss test: {time.monotonic() - t0:.1f} s")
+
+
+# Records each flipbook step: an <img> of a card becoming the shown frame (class va-on), with
+# the time since that card's clip became current.
+_FLIPS_JS = """(sel) => {
+  const root = document.querySelector(sel);
+  const since = new Map();
+  const mark = () => {
+    const id = root.dataset.clipId;
+    if (id && !since.has(id)) since.set(id, performance.now());
+  };
+  mark();
+  new MutationObserver(mark).observe(root, { attributes: true, attributeFilter: ["data-clip-id"] });
+  window.__vaFlips = [];
+  new MutationObserver((records) => {
+    const now = performance.now();
+    for (const r of records) {
+      if (!r.target.classList.contains("va-on")) continue;
+      const id = r.target.closest("[data-clip-id]").dataset.clipId;
+      window.__vaFlips.push({ id, frame: Number(r.target.dataset.frame), ms: now - (since.get(id) ?? now) });
+    }
+  }).observe(root, { attributes: true, attributeFilter: ["class"], subtree: true });
+}"""
+
+
+def test_flipbook_plays_the_current_clip(
+    page: Any, start_jupyter: Any, sample_library: Path, tmp_path: Path
+) -> None:
+    """The current clip plays its frames in order, showing each (the first too) for a whole
+    frame time; with reduced motion it stays still."""
+    t0 = time.monotonic()
+    server = start_jupyter("lab")
+    open_notebook(
+        page, server, _widget_notebook(server, sample_library, tmp_path / "f.sqlite", TASK)
+    )
+    run_all(page)
+    _wait_widget(page)
+    page.mouse.move(0, 0)  # no card hovered
+    page.evaluate(_FLIPS_JS, ROOT)
+    _press(page, "x")
+    clip = _current(page)
+    flips_of = "([id, n]) => window.__vaFlips.filter((f) => f.id === id).length >= n"
+    page.wait_for_function(flips_of, arg=[clip, 3])
+    flips = [f for f in page.evaluate("() => window.__vaFlips") if f["id"] == clip]
+    card = f"{ROOT} [data-clip-id='{clip}']"
+    n_frames = page.locator(f"{card} img").count()
+    where = page.locator(f"{card} .va-where").inner_text()  # e.g. "<video> 2.0 s to 4.0 s"
+    start, end = (float(x) for x in re.findall(r"(\d+\.\d) s", where)[-2:])
+    frame_ms = min(500.0, max(120.0, (end - start) * 1000 / n_frames))
+    assert [f["frame"] for f in flips[:3]] == [1, 2, 3]
+    # the first frame is shown for a whole frame time, like every other (timers only run late)
+    assert flips[0]["ms"] >= frame_ms - 1, flips
+    assert all(b["ms"] - a["ms"] >= frame_ms - 1 for a, b in itertools.pairwise(flips)), flips
+
+    page.emulate_media(reduced_motion="reduce")
+    _press(page, "x")
+    still = _current(page)
+    page.wait_for_timeout(4 * frame_ms)  # long enough for 3 flips, were it playing
+    assert [f for f in page.evaluate("() => window.__vaFlips") if f["id"] == still] == []
+    print(f"flipbook test: {time.monotonic() - t0:.1f} s")
 
 
 def test_notebook7_renders_and_labels(
