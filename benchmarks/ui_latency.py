@@ -162,6 +162,13 @@ def _timed_on_label(rid, content):
     _on_label(rid, content)
     handled.append(time.perf_counter() - t)
 ann._handlers["label"] = _timed_on_label
+status_ms = []
+_on_status = ann._handlers["status"]
+def _timed_on_status(rid, content):
+    t = time.perf_counter()
+    _on_status(rid, content)
+    status_ms.append(time.perf_counter() - t)
+ann._handlers["status"] = _timed_on_status
 ann"""
 
 
@@ -207,19 +214,21 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             page.wait_for_function(
                 "(sel) => document.querySelector(sel).dataset.saved === 'true'", arg=ROOT
             )
-            jitter = np.random.default_rng(2)
+            # Human pace: the gap between keys varies (uniform, +-40 % around --interval), so
+            # the keys meet every phase of the page's own activity (the flipbook, the kernel's
+            # replies) and of the 60 Hz frame clock, not one phase a fixed rhythm locks onto.
+            # The waits poll on a timer, not on requestAnimationFrame: a real user's hand
+            # renders no frame just before a key.
+            pace = np.random.default_rng(2)
             for i, key in enumerate(keys):
                 start = time.monotonic()
+                gap = args.interval * pace.uniform(0.6, 1.4)
                 page.wait_for_function(
-                    "(sel) => !!document.querySelector(sel).dataset.clipId", arg=ROOT
+                    "(sel) => !!document.querySelector(sel).dataset.clipId", arg=ROOT, polling=5
                 )
-                # That wait returns at a frame (it polls on requestAnimationFrame): without a
-                # random delay every key would land at the same phase of the 60 Hz frame clock
-                # and a run would measure one phase, not the average a user meets.
-                time.sleep(jitter.uniform(0, 1 / 60))
                 page.keyboard.press(key)
                 page.wait_for_function(KEY_DONE_JS, arg=[ROOT, i], timeout=TIMEOUT_MS, polling=5)
-                time.sleep(max(0.0, args.interval - (time.monotonic() - start)))  # human pace
+                time.sleep(max(0.0, gap - (time.monotonic() - start)))
             page.wait_for_function(
                 "(sel) => document.querySelector(sel).dataset.saved === 'true'",
                 arg=ROOT,
@@ -231,7 +240,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     page,
                     "import json, numpy as np; print(json.dumps({**sent, 'retrain_ms': "
                     "[round(1000 * s, 2) for s in retrain], 'handled_ms': "
-                    "[round(1000 * s, 2) for s in handled], 'counts': ann.task.counts(), "
+                    "[round(1000 * s, 2) for s in handled], 'status_ms': "
+                    "[round(1000 * s, 2) for s in status_ms], 'counts': ann.task.counts(), "
                     "'model_version': ann.task.model_version}))",
                 )
             )
@@ -259,12 +269,14 @@ def summarize(
         ("  of which: highlight moved, end of next frame", frame_only),
         ("key -> label committed + retrained (data-last-saved)", saved),
         ("kernel: Task.label (commit + retrain)", retrain),
-        ("kernel: whole label message (+ status, quality, ack)", kernel["handled_ms"]),
+        ("kernel: whole label message (+ counts, queue scores, ack)", kernel["handled_ms"]),
+        ("kernel: quality estimate after a pause (status message)", kernel["status_ms"]),
     ]
     print()
     print(
         f"Annotator UI latency: {args.labels} labels, {args.clips} clips, batch_size="
-        f"{args.batch_size}, one key every {args.interval:.2f} s, kernel retrains per label"
+        f"{args.batch_size}, a key every {0.6 * args.interval:.2f}-{1.4 * args.interval:.2f} s, "
+        "kernel retrains per label"
     )
     print(f"{'':56s} {'n':>4s} {'p50 ms':>8s} {'p95 ms':>8s} {'max ms':>8s}")
     for name, vals in table:
@@ -299,7 +311,7 @@ def main() -> None:
     )
     p.add_argument("--clips", type=int, default=100_000)
     p.add_argument("--labels", type=int, default=100)
-    p.add_argument("--interval", type=float, default=0.6, help="seconds between key presses")
+    p.add_argument("--interval", type=float, default=0.6, help="mean seconds between key presses")
     p.add_argument("--batch-size", type=int, default=1, help="clips per page (widget default: 8)")
     p.add_argument("--workdir", help="keep the library here (reused across runs)")
     p.add_argument("--json", help="write the full results here")
