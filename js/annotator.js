@@ -25,7 +25,7 @@ const STATUS_DELAY_MS = 400; // quiet time after the last label before the quali
 const reducedMotion = () => globalThis.matchMedia?.("(prefers-reduced-motion: reduce)").matches;
 
 function render({ model, el }) {
-  const rpc = createRpc(model);
+  const rpc = createRpc(model, { onOther: onOtherView });
   const queue = new Queue({ batchSize: model.get("batch_size"), release: releaseItem });
   let epoch = model.get("_epoch");
   let loading = false; // a "more" request is in flight
@@ -262,6 +262,18 @@ function render({ model, el }) {
         queryButton.disabled = !model.get("text_search");
         root.focus();
       });
+  }
+
+  // Another view of this widget (the same `ann` shown twice, another tab) labelled, skipped or
+  // undid a clip: Python's replies reach every view, so this one shows the decision too.
+  function onOtherView(msg) {
+    if (msg.clip_id == null || !["ack", "undone"].includes(msg.kind)) return;
+    const decision = msg.kind === "undone" ? null : msg.label === true ? "accept" : msg.label === false ? "reject" : "skip";
+    const item = queue.decidedElsewhere(String(msg.clip_id), decision);
+    if (!item) return;
+    stopVideo(item);
+    update();
+    topUp();
   }
 
   function applyScores(scores) {

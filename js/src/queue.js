@@ -59,6 +59,21 @@ export class Queue {
     return item;
   }
 
+  /**
+   * Another view of this widget decided clipId (decision null: undid it). Record it on the
+   * clip if this view shows it; a current clip decided elsewhere is passed as after a decision
+   * here. Returns the item when something changed.
+   */
+  decidedElsewhere(clipId, decision) {
+    const item = this.items.get(clipId);
+    if (!item || item.decision === decision || this.upcoming.includes(clipId)) return null;
+    const wasCurrent = item === this.current;
+    item.decision = decision;
+    item.state = decision ? "saved" : "new";
+    if (decision && wasCurrent) this._advance();
+    return item;
+  }
+
   /** Move the cursor by delta (+1 next, -1 previous), across pages. */
   move(delta) {
     const ids = this.pageIds;

@@ -14,13 +14,18 @@ function afterNextFrame(send) {
   setTimeout(once, 100);
 }
 
-export function createRpc(model) {
+/** `onOther(msg)` receives the replies to other views of the same widget. */
+export function createRpc(model, { onOther = () => {} } = {}) {
   const pending = new Map();
   const prefix = Math.random().toString(36).slice(2, 10);
   let counter = 0;
 
   function onMessage(msg, buffers) {
-    if (!msg || msg.id == null || !pending.has(msg.id)) return; // another view's reply
+    if (!msg || msg.id == null) return;
+    if (!pending.has(msg.id)) {
+      if (!String(msg.id).startsWith(`${prefix}-`)) onOther(msg); // another view's reply
+      return;
+    }
     const { resolve, reject } = pending.get(msg.id);
     pending.delete(msg.id);
     if (msg.kind === "error") {

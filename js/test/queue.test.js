@@ -74,3 +74,18 @@ test("a feed change drops undecided clips and releases them", () => {
   q.clear();
   assert.deepEqual(released.sort(), ["c0", "c1", "c2", "c3", "c4", "c5", "r0", "r1"]);
 });
+
+test("a clip decided in another view shows decided here; the current one is passed", () => {
+  const { q } = queueOf(6);
+  assert.equal(q.decidedElsewhere("c1", "reject").clip_id, "c1"); // not current: cursor stays
+  assert.equal(q.current.clip_id, "c0");
+  assert.equal(q.items.get("c1").state, "saved");
+  assert.equal(q.decidedElsewhere("c1", "reject"), null); // nothing new
+  q.decidedElsewhere("c0", "accept"); // the current one: move on, skipping decided c1
+  assert.equal(q.current.clip_id, "c2");
+  assert.equal(q.decidedElsewhere("c4", "accept"), null); // not on a page: Python drops it
+  q.decidedElsewhere("c1", null); // undone there: open again here
+  assert.equal(q.items.get("c1").decision, null);
+  assert.equal(q.items.get("c1").state, "new");
+  assert.equal(q.decidedElsewhere("nope", "accept"), null);
+});

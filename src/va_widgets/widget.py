@@ -25,6 +25,10 @@ Label events update the counts at once; the quality estimate (cross-validated AP
 refreshed on ``status``, which the front end sends once labelling pauses for 0.4 s, so a fast
 annotator never waits for it.
 
+Replies reach every view of the widget (the same ``ann`` shown twice, another browser tab): a
+view ignores other views' replies except the ``ack`` of a label or skip and the ``undone`` of a
+clip it shows, which it applies, so all views show the same decisions.
+
 ``meta`` is ``{clip_id, video, start_seconds, end_seconds, score, feed, n_frames}``; the frames
 (JPEG bytes) of all clips follow each other in the message's buffers. A feed change (the
 ``feed`` trait) empties the queue and increments ``_epoch``; replies of an older epoch are stale.

@@ -416,6 +416,50 @@ def test_flipbook_plays_the_current_clip(
     print(f"flipbook test: {time.monotonic() - t0:.1f} s")
 
 
+# The clip id and the decision shown on that clip's card, in view i (0, 1) of the widget.
+_VIEW_JS = """([sel, i, id]) => {
+  const root = document.querySelectorAll(sel)[i];
+  const card = root && id && root.querySelector(`[data-clip-id="${id}"]`);
+  return root ? [root.dataset.clipId ?? "", card ? card.dataset.decision : null] : null;
+}"""
+
+
+def test_two_views_of_one_widget_agree(
+    page: Any, start_jupyter: Any, sample_library: Path, tmp_path: Path
+) -> None:
+    """`ann` shown in two cells: a label, and its undo, in one view show in the other."""
+    t0 = time.monotonic()
+    server = start_jupyter("lab")
+    nb = _widget_notebook(server, sample_library, tmp_path / "v.sqlite", TASK, extra="ann")
+    open_notebook(page, server, nb)
+    run_all(page)
+    page.wait_for_function(
+        """(sel) => { const roots = [...document.querySelectorAll(sel)];
+             return roots.length === 2 && roots.every((r) => r.dataset.clipId
+               && r.dataset.clipId === roots[0].dataset.clipId); }""",
+        arg=ROOT,
+    )
+    page.locator(ROOT).first.focus()
+    clip = _press(page, "a")  # in the first view
+    page.wait_for_function(
+        "([sel, id]) => { const [cur, d] = (" + _VIEW_JS + ")([sel, 1, id]);"
+        " return d === 'accept' && cur && cur !== id; }",
+        arg=[ROOT, clip],
+    )
+    second = page.locator(ROOT).nth(1)
+    second.focus()
+    page.keyboard.press("Backspace")  # undo in the second view: the label made in the first
+    page.wait_for_function(
+        "([sel, id]) => (" + _VIEW_JS + ")([sel, 1, id])[0] === id"
+        " && (" + _VIEW_JS + ")([sel, 0, id])[1] === ''",
+        arg=[ROOT, clip],
+    )
+    _wait_saved(page, {"positives": 0, "negatives": 0, "skipped": 0})
+    got = run_code_in_new_cell(page, "print(len(ann.task.labels()))")
+    assert got == "0"
+    print(f"two views test: {time.monotonic() - t0:.1f} s")
+
+
 def test_notebook7_renders_and_labels(
     page: Any, start_jupyter: Any, sample_library: Path, tmp_path: Path
 ) -> None:
