@@ -17,7 +17,13 @@ Element Timing. With the widget's default ``--batch-size 8`` only every 8th key 
 paints new previews; the other keys only move the highlight to a preview painted earlier,
 and for those the "frame" column is used instead: the end of the first animation frame after
 the key (``requestAnimationFrame`` then a ``MessageChannel`` task, i.e. just after that
-frame's paint).
+frame's paint), which is earlier than that frame's presentation (see ``--presented``).
+
+Stricter, for every key (``--presented``): "presented" = the Element Timing ``renderTime``
+of a one-character marker the benchmark adds (in a corner, on its own layer) in the same
+capture-phase listener, so it is in the key's frame: when that frame reached the screen (or
+a new preview's own ``renderTime``, if later). Page turns and highlight moves are reported
+apart. The marker is a little more to render in every frame, hence an option.
 
 Also reported: the kernel's label round trip (key -> ``data-last-saved`` is that clip, i.e.
 committed to SQLite and retrained), and the bytes sent per clip (the binary buffers, JPEG
@@ -28,7 +34,8 @@ clips), then a new cache whose clips table repeats those rows under new clip ids
 clip has its real thumbnails) and whose features are the real ones plus noise (float16).
 
     python benchmarks/ui_latency.py [--clips 100000] [--labels 100] [--interval 0.6]
-                                    [--batch-size 1] [--workdir DIR] [--json out.json]
+                                    [--batch-size 1] [--presented] [--workdir DIR]
+                                    [--json out.json]
 """
 
 from __future__ import annotations
@@ -68,12 +75,20 @@ TARGET_P95_MS = 17.0
 
 # -- the library ------------------------------------------------------------------------------
 # -- in-page instrumentation ------------------------------------------------------------------
-INSTRUMENT_JS = """(sel) => {
+INSTRUMENT_JS = """([sel, withMarker]) => {
   const root = document.querySelector(sel);
-  const S = (window.__vaBench = { keys: [], paints: new Map(), ids: [] });
+  const S = (window.__vaBench = { keys: [], paints: new Map(), ids: [], presented: new Map() });
+  const marker = withMarker ? document.createElement('div') : null;
+  if (marker) {
+    marker.style.cssText = 'position:fixed;right:2px;bottom:2px;font:10px monospace;'
+      + 'z-index:99999;pointer-events:none;will-change:transform';
+    document.body.append(marker);
+  }
+  S.marker = !!marker;
   // first paint of each preview image: clip id -> earliest renderTime of its visible frame 0
   new PerformanceObserver((list) => {
     for (const e of list.getEntries()) {
+      if (e.identifier.startsWith('va-bench-key-')) S.presented.set(e.identifier, e.renderTime);
       if (e.identifier !== 'va-preview' || !e.element) continue;
       const card = e.element.closest('[data-clip-id]');
       if (!card || e.element.dataset.frame !== '0') continue;
@@ -96,7 +111,14 @@ INSTRUMENT_JS = """(sel) => {
   window.addEventListener('keydown', (ev) => {
     if (ev.target !== root) return;
     const k = { t0: performance.now(), clip: root.dataset.clipId, next: null, frame: null, saved: null };
+    k.page = [...root.querySelectorAll('[data-testid=batch] [data-clip-id]')].map((c) => c.dataset.clipId);
     S.keys.push(k);
+    if (marker) {
+      const mark = document.createElement('div'); // a block: Element Timing reports its text
+      mark.setAttribute('elementtiming', `va-bench-key-${S.keys.length - 1}`);
+      mark.textContent = String(S.keys.length % 10);
+      marker.replaceChildren(mark);
+    }
     // after the widget's handler: the next current clip (if the queue had one)
     setTimeout(() => { if (root.dataset.clipId && root.dataset.clipId !== k.clip) k.next = root.dataset.clipId; }, 0);
     // end of the first frame after the key: rAF, then a task queued from it runs after paint
@@ -118,8 +140,11 @@ RESULT_JS = """() => {
       if (hit) { next = hit[1]; shownAt = hit[0]; }
     }
     const paints = (S.paints.get(next) || []).filter((t) => t >= k.t0);
-    return { i, t0: k.t0, clip: k.clip, next, shown_ms: shownAt - k.t0,
-             paint_ms: paints.length ? Math.min(...paints) - k.t0 : null,
+    const paint_ms = paints.length ? Math.min(...paints) - k.t0 : null;
+    const mark = S.presented.get(`va-bench-key-${i}`);
+    return { i, t0: k.t0, clip: k.clip, next, shown_ms: shownAt - k.t0, paint_ms,
+             turn: next ? !k.page.includes(next) : null,
+             presented_ms: mark == null ? null : Math.max(mark - k.t0, paint_ms ?? 0),
              frame_ms: k.frame == null ? null : k.frame - k.t0,
              saved_ms: k.saved == null ? null : k.saved - k.t0 };
   });
@@ -128,7 +153,7 @@ RESULT_JS = """() => {
 # pacing: the key's next clip is current and its preview has been painted (just now, or
 # earlier when the key only moved the highlight to a card already on the page)
 KEY_DONE_JS = """([sel, i]) => { const S = window.__vaBench; const k = S.keys[i];
-  if (!k || k.frame == null) return false;
+  if (!k || k.frame == null || (S.marker && !S.presented.has(`va-bench-key-${i}`))) return false;
   const root = document.querySelector(sel);
   const next = k.next || root.dataset.clipId;
   return !!next && next !== k.clip && (S.paints.get(next) || []).length > 0; }"""
@@ -208,7 +233,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 arg=ROOT,
             )
             print(f"widget ready in {time.monotonic() - t:.1f} s", flush=True)
-            page.evaluate(INSTRUMENT_JS, ROOT)
+            page.evaluate(INSTRUMENT_JS, [ROOT, args.presented])
             page.locator(ROOT).focus()
             # the prefetch queue full before the first key (as after a user's first look)
             page.wait_for_function(
@@ -260,13 +285,20 @@ def summarize(
     ]
     preview = [r["paint_ms"] if r["paint_ms"] is not None else r["frame_ms"] for r in rows]
     saved = [r["saved_ms"] for r in rows if r["saved_ms"] is not None]
+    presented = [r for r in rows if r["presented_ms"] is not None]
     retrain = kernel["retrain_ms"]
     per_clip = kernel["buffer_bytes"] / max(1, kernel["clips"])
     json_per_clip = kernel["json_bytes"] / max(1, kernel["clips"])
     table = [
         ("key -> next preview painted (all keys)", preview),
         ("  of which: new preview, Element Timing renderTime", paint),
-        ("  of which: highlight moved, end of next frame", frame_only),
+        ("  of which: painted before the key, end of next frame", frame_only),
+        (
+            "key -> that frame presented (marker's renderTime)",
+            [r["presented_ms"] for r in presented],
+        ),
+        ("  of which: page turns", [r["presented_ms"] for r in presented if r["turn"]]),
+        ("  of which: highlight moves", [r["presented_ms"] for r in presented if not r["turn"]]),
         ("key -> label committed + retrained (data-last-saved)", saved),
         ("kernel: Task.label (commit + retrain)", retrain),
         ("kernel: whole label message (+ counts, queue scores, ack)", kernel["handled_ms"]),
@@ -313,6 +345,11 @@ def main() -> None:
     p.add_argument("--labels", type=int, default=100)
     p.add_argument("--interval", type=float, default=0.6, help="mean seconds between key presses")
     p.add_argument("--batch-size", type=int, default=1, help="clips per page (widget default: 8)")
+    p.add_argument(
+        "--presented",
+        action="store_true",
+        help="also time every key to its frame's presentation (adds a marker to each frame)",
+    )
     p.add_argument("--workdir", help="keep the library here (reused across runs)")
     p.add_argument("--json", help="write the full results here")
     args = p.parse_args()
