@@ -419,11 +419,24 @@ function render({ model, el }) {
     const feeds = model.get("_feeds");
     if (feedSelect.options.length !== feeds.length) feedSelect.replaceChildren(...feeds.map((f) => h("option", { value: f, text: f })));
     feedSelect.value = model.get("feed");
-    const auto = model.get("feed") === "auto" ? `auto → ${model.get("auto_choice")}: ${model.get("auto_reason")}` : "";
-    const source = model.get("feed_source");
-    feedInfo.textContent = [auto, source && `ranked by ${source}`].filter(Boolean).join(" · ");
+    renderFeedInfo();
     root.dataset.feed = model.get("feed");
     attr(root, "aria-label", `Annotator for task ${model.get("task_name")}`);
+  }
+
+  function renderFeedInfo() {
+    const auto = model.get("feed") === "auto" ? `auto → ${model.get("auto_choice")}: ${model.get("auto_reason")}` : "";
+    setText(feedInfo, [auto, rankedBy()].filter(Boolean).join(" · "));
+  }
+
+  // What ordered the clips fetched last; a model that has retrained since is named too, as the
+  // clips already loaded keep that order (their scores on the cards are the current model's).
+  function rankedBy() {
+    const source = model.get("feed_source");
+    if (!source) return "";
+    const was = /^model v(\d+)$/.exec(source);
+    const now = model.get("model_version");
+    return was && Number(was[1]) !== now ? `ranked by ${source} (model now v${now})` : `ranked by ${source}`;
   }
 
   function renderStatus() {
@@ -503,6 +516,7 @@ function render({ model, el }) {
     errorBox.hidden = true;
   });
   model.on("change:task_name change:query change:text_search change:text_search_reason change:feed change:auto_choice change:auto_reason change:feed_source", renderHead);
+  model.on("change:model_version", renderFeedInfo);
   model.on("change:counts change:model_version change:quality change:last_saved", renderStatus);
   model.on("change:error", renderError);
   model.on("change:shortcuts", renderKeys);
