@@ -74,6 +74,7 @@ def test_feeds_never_repeat_or_return_labelled_clips(sample, tmp_path):
         assert not labelled & set(batch), feed
     similar = task.next("similar", n=5, similar_to=ids[20])
     assert ids[20] not in similar and len(similar) == 5
+    assert task.last_source == f"cosine similarity to clip {ids[20]}"
     review = task.next("review", n=5)
     assert set(review) <= set(ids[:12])
     stats = task.feed_stats()

@@ -120,6 +120,8 @@ class Task:
         rows = self.engine.next(feed, n, exclude=self._labelled | self._skipped, similar_to=row)
         self.last_feed = self.engine.last_feed
         self.last_source = self.engine.last_source
+        if row is not None:  # the engine names a row; a user knows the clip
+            self.last_source = f"cosine similarity to clip {self.library.clips['clip_id'].iat[row]}"
         return self.library.clips["clip_id"].iloc[rows].tolist()  # no 1M-row array
 
     def label(self, clip_id: str, label: bool, *, feed: str | None = None) -> None:
