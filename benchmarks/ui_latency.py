@@ -297,8 +297,11 @@ def summarize(
             "key -> that frame presented (marker's renderTime)",
             [r["presented_ms"] for r in presented],
         ),
-        ("  of which: page turns", [r["presented_ms"] for r in presented if r["turn"]]),
-        ("  of which: highlight moves", [r["presented_ms"] for r in presented if not r["turn"]]),
+        ("  of which: page turns", [r["presented_ms"] for r in presented if r["turn"] is True]),
+        (
+            "  of which: highlight moves",
+            [r["presented_ms"] for r in presented if r["turn"] is False],
+        ),
         ("key -> label committed + retrained (data-last-saved)", saved),
         ("kernel: Task.label (commit + retrain)", retrain),
         ("kernel: whole label message (+ counts, queue scores, ack)", kernel["handled_ms"]),

@@ -269,9 +269,10 @@ function render({ model, el }) {
   function onOtherView(msg) {
     if (msg.clip_id == null || !["ack", "undone"].includes(msg.kind)) return;
     const decision = msg.kind === "undone" ? null : msg.label === true ? "accept" : msg.label === false ? "reject" : "skip";
+    applyScores(msg.scores);
     const item = queue.decidedElsewhere(String(msg.clip_id), decision);
-    if (!item) return;
-    stopVideo(item);
+    if (item) stopVideo(item);
+    if (!decision) exhausted = false; // Python put the undone clip back in its queue
     update();
     topUp();
   }
@@ -490,7 +491,10 @@ function render({ model, el }) {
     const now = performance.now();
     const animated = new Set([hovered, reducedMotion() ? null : queue.current].filter(Boolean));
     for (const item of animated) {
-      if (item.frames.length < 2 || !item.card?.isConnected) continue;
+      if (item.frames.length < 2 || !item.card?.isConnected) {
+        animated.delete(item); // not playing yet: its first frame time starts when it does
+        continue;
+      }
       if (!playing.has(item)) item.lastFlip = now;
       const frameMs = Math.min(500, Math.max(120, ((item.end_seconds - item.start_seconds) * 1000) / item.frames.length));
       if (now - item.lastFlip < frameMs) continue;

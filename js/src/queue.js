@@ -62,15 +62,19 @@ export class Queue {
   /**
    * Another view of this widget decided clipId (decision null: undid it). Record it on the
    * clip if this view shows it; a current clip decided elsewhere is passed as after a decision
-   * here. Returns the item when something changed.
+   * here, and an undone one becomes current when this view has none. A clip whose own event
+   * is still pending is left alone: Python handles events in order, so that event comes later
+   * and wins. Returns the item when something changed.
    */
   decidedElsewhere(clipId, decision) {
     const item = this.items.get(clipId);
-    if (!item || item.decision === decision || this.upcoming.includes(clipId)) return null;
+    if (!item || item.state === "pending" || this.upcoming.includes(clipId)) return null;
+    if (item.decision === decision && item.state !== "error") return null;
     const wasCurrent = item === this.current;
     item.decision = decision;
     item.state = decision ? "saved" : "new";
     if (decision && wasCurrent) this._advance();
+    if (!decision && !this.current) this.goTo(clipId);
     return item;
   }
 

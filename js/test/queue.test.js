@@ -89,3 +89,23 @@ test("a clip decided in another view shows decided here; the current one is pass
   assert.equal(q.items.get("c1").state, "new");
   assert.equal(q.decidedElsewhere("nope", "accept"), null);
 });
+
+test("another view's decision leaves a clip alone while this view's own event is pending", () => {
+  const { q } = queueOf(6);
+  const item = q.decide("accept"); // c0, sent to Python, not acknowledged yet
+  item.state = "pending";
+  assert.equal(q.decidedElsewhere("c0", "reject"), null); // older than ours: ours comes later
+  assert.equal(item.decision, "accept");
+  item.state = "error"; // ours failed; the other view's equal decision is the saved one
+  q.items.get("c0").decision = "reject";
+  assert.equal(q.decidedElsewhere("c0", "reject").state, "saved");
+});
+
+test("a clip undone in another view becomes current when this view has none", () => {
+  const { q } = queueOf(3);
+  for (let i = 0; i < 3; i++) q.decide("accept");
+  assert.equal(q.current, null); // all decided, nothing upcoming: waiting
+  q.decidedElsewhere("c1", null);
+  assert.equal(q.current.clip_id, "c1");
+  assert.equal(q.current.decision, null);
+});

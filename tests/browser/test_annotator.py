@@ -250,6 +250,14 @@ def test_label_with_keyboard_in_lab(page: Any, start_jupyter: Any, tmp_path: Pat
     ranked = re.fullmatch(r"ranked by model v(\d+)(?: \(model now v(\d+)\))?", info)
     assert ranked, info
     assert int(ranked[2] or ranked[1]) == version and (ranked[2] is None or ranked[1] != ranked[2])
+    for source, shown in [("model v1", f"ranked by model v1 (model now v{version})"),
+                          (f"model v{version}", f"ranked by model v{version}")]:  # fmt: skip
+        run_code_in_new_cell(page, f"ann.feed_source = {source!r}")  # as after a fetch then
+        page.wait_for_function(
+            "([sel, text]) => document.querySelector(sel)"
+            ".querySelector('[data-testid=feed-info]').textContent === text",
+            arg=[ROOT, shown],
+        )
     # the quality estimate follows once labelling pauses (it is deferred while keys come fast)
     n_pos, n_neg = expected["positives"], expected["negatives"]
     page.wait_for_function(
