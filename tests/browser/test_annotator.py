@@ -71,9 +71,11 @@ def sample_library(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root / "cache"
 
 
-def _widget_notebook(
-    server: JupyterServer, cache: Path, store: Path, task: str, extra: str = ""
-) -> str:
+def _open_widget_notebook(
+    page: Any, server: JupyterServer, cache: Path, store: Path, task: str, extra: str = ""
+) -> None:
+    """Write a notebook showing an Annotator on `cache` (plus an `extra` cell), open it and run
+    all its cells."""
     cells = [
         "import va_widgets as va\n"
         f"lib = va.ClipLibrary.open({str(cache)!r})\n"
@@ -81,7 +83,8 @@ def _widget_notebook(
         "ann",
     ]
     write_notebook(server.root_dir / "annotate.ipynb", cells + ([extra] if extra else []))
-    return "annotate.ipynb"
+    open_notebook(page, server, "annotate.ipynb")
+    run_all(page)
 
 
 # -- helpers ------------------------------------------------------------------------------------
@@ -293,10 +296,7 @@ def test_screenshots_light_and_dark(
     t0 = time.monotonic()
     server = start_jupyter("lab")
     page.set_viewport_size({"width": 1100, "height": 900})
-    open_notebook(
-        page, server, _widget_notebook(server, sample_library, tmp_path / "l.sqlite", TASK)
-    )
-    run_all(page)
+    _open_widget_notebook(page, server, sample_library, tmp_path / "l.sqlite", TASK)
     _wait_widget(page)
     for k in ["a", "x", "x", "a", "Space", "x"]:
         _press(page, k)
@@ -342,9 +342,7 @@ def test_untrusted_text_is_shown_as_text(
         "    raise ValueError('<img src=y onerror=alert(2)>')\n"
         "ann.on_label(boom)"
     )
-    nb = _widget_notebook(server, sample_library, tmp_path / "x.sqlite", XSS, extra=boom)
-    open_notebook(page, server, nb)
-    run_all(page)
+    _open_widget_notebook(page, server, sample_library, tmp_path / "x.sqlite", XSS, extra=boom)
     _wait_widget(page)
     _press(page, "a")
     page.wait_for_function(
@@ -400,10 +398,7 @@ def test_flipbook_plays_the_current_clip(
     frame time; with reduced motion it stays still."""
     t0 = time.monotonic()
     server = start_jupyter("lab")
-    open_notebook(
-        page, server, _widget_notebook(server, sample_library, tmp_path / "f.sqlite", TASK)
-    )
-    run_all(page)
+    _open_widget_notebook(page, server, sample_library, tmp_path / "f.sqlite", TASK)
     _wait_widget(page)
     page.mouse.move(0, 0)  # no card hovered
     page.evaluate(_FLIPS_JS, ROOT)
@@ -444,9 +439,7 @@ def test_two_views_of_one_widget_agree(
     """`ann` shown in two cells: a label, and its undo, in one view show in the other."""
     t0 = time.monotonic()
     server = start_jupyter("lab")
-    nb = _widget_notebook(server, sample_library, tmp_path / "v.sqlite", TASK, extra="ann")
-    open_notebook(page, server, nb)
-    run_all(page)
+    _open_widget_notebook(page, server, sample_library, tmp_path / "v.sqlite", TASK, extra="ann")
     page.wait_for_function(
         """(sel) => { const roots = [...document.querySelectorAll(sel)];
              return roots.length === 2 && roots.every((r) => r.dataset.clipId
@@ -480,10 +473,7 @@ def test_notebook7_renders_and_labels(
     """In Notebook 7 (shortcuts matched in the capture phase), 'a' labels and adds no cell."""
     t0 = time.monotonic()
     server = start_jupyter("notebook")
-    open_notebook(
-        page, server, _widget_notebook(server, sample_library, tmp_path / "n.sqlite", TASK)
-    )
-    run_all(page)
+    _open_widget_notebook(page, server, sample_library, tmp_path / "n.sqlite", TASK)
     _wait_widget(page)
     cells = cell_count(page)
     clip = _press(page, "a")
