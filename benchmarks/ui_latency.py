@@ -173,27 +173,16 @@ def _counting_send(content, buffers=None):
         sent["json_bytes"] += len(__import__("json").dumps(content))
     return _send(content, buffers)
 ann.send = _counting_send
-retrain = []
-_label = ann.task.label
-def _timed_label(*a, **k):
-    t = time.perf_counter()
-    _label(*a, **k)
-    retrain.append(time.perf_counter() - t)
-ann.task.label = _timed_label
-handled = []
-_on_label = ann._handlers["label"]
-def _timed_on_label(rid, content):
-    t = time.perf_counter()
-    _on_label(rid, content)
-    handled.append(time.perf_counter() - t)
-ann._handlers["label"] = _timed_on_label
-status_ms = []
-_on_status = ann._handlers["status"]
-def _timed_on_status(rid, content):
-    t = time.perf_counter()
-    _on_status(rid, content)
-    status_ms.append(time.perf_counter() - t)
-ann._handlers["status"] = _timed_on_status
+def _timed(fn, seconds):
+    def timed(*a, **k):
+        t = time.perf_counter()
+        fn(*a, **k)
+        seconds.append(time.perf_counter() - t)
+    return timed
+retrain, handled, status_ms = [], [], []
+ann.task.label = _timed(ann.task.label, retrain)
+ann._handlers["label"] = _timed(ann._handlers["label"], handled)
+ann._handlers["status"] = _timed(ann._handlers["status"], status_ms)
 ann"""
 
 
