@@ -124,3 +124,21 @@ def jupyter_lab(start_jupyter: Callable[..., JupyterServer]) -> JupyterServer:
 @pytest.fixture
 def jupyter_notebook(start_jupyter: Callable[..., JupyterServer]) -> JupyterServer:
     return start_jupyter("notebook")
+
+
+@pytest.fixture(scope="session")
+def sample_library(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small indexed library (3 sample videos, 36 clips, offline pixel embedder), built once."""
+    import va_widgets as va
+
+    root = tmp_path_factory.mktemp("annotator-lib")
+    va.make_sample_videos(root / "videos", n_videos=3, seconds_per_video=24)
+    lib = va.index_videos(
+        root / "videos",
+        root / "cache",
+        embedder=va.PixelStatsEmbedder(),
+        progress=False,
+        workers=1,
+    )
+    assert len(lib) == 36
+    return root / "cache"

@@ -93,7 +93,8 @@ class JupyterServer:
 
     Everything it reads or writes lives under `tmp_dir`: notebooks in `root_dir`, config,
     data, runtime, settings and workspaces beside it. `env` is added to the server's (and so
-    the kernels') environment. `theme="dark"` starts it in JupyterLab Dark.
+    the kernels') environment. `theme="dark"` starts it in JupyterLab Dark. `settings` maps a
+    settings plugin id (e.g. "@jupyterlab/apputils-extension:kernels-settings") to the values it gets.
     """
 
     def __init__(
@@ -102,6 +103,7 @@ class JupyterServer:
         app: Literal["lab", "notebook"] = "lab",
         env: dict[str, str] | None = None,
         theme: Literal["light", "dark"] = "light",
+        settings: dict[str, dict[str, Any]] | None = None,
     ) -> None:
         self.app = app
         self.tmp_dir = Path(tmp_dir)
@@ -112,6 +114,7 @@ class JupyterServer:
         self.port = 0
         self.extra_env = dict(env or {})
         self.theme = theme
+        self.settings = dict(settings or {})
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -131,6 +134,11 @@ class JupyterServer:
         )
         theme = "JupyterLab Dark" if self.theme == "dark" else "JupyterLab Light"
         (apputils / "themes.jupyterlab-settings").write_text(json.dumps({"theme": theme}))
+        for plugin, values in self.settings.items():
+            package, _, name = plugin.partition(":")
+            folder = self.settings_dir / package
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / f"{name}.jupyterlab-settings").write_text(json.dumps(values))
 
     def start(self) -> JupyterServer:
         jdir = self.tmp_dir / "jupyter"

@@ -21,8 +21,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from annotator_page import (
+    ROOT,
+    TASK,
+    TRACK_JS,
+    counts,
+    current,
+    open_widget_notebook,
+    press,
+    switch_feed,
+    undo,
+    wait_saved,
+    wait_widget,
+)
 from harness import (
-    JupyterServer,
     cell_count,
     open_notebook,
     run_all,
@@ -33,139 +45,8 @@ from harness import (
 
 pytestmark = pytest.mark.browser
 
-ROOT = "[data-testid=va-annotator]"
-TASK = "ball"
 REPO = Path(__file__).resolve().parents[2]
 DOCS_SCREENSHOT = REPO / "docs" / "annotator.png"
-
-# Records every value data-clip-id takes (the widget's current clip), including the transient
-# "" while the queue is empty, e.g. between a feed change and its first clips: a
-# MutationObserver with attributeOldValue sees each set, even several within one task.
-_TRACK_JS = """(sel) => {
-  const root = document.querySelector(sel);
-  window.__vaIds = [root.dataset.clipId ?? ""];
-  const obs = new MutationObserver((records) => {
-    const seq = records.map((r) => r.oldValue ?? "").concat([root.dataset.clipId ?? ""]).slice(1);
-    for (const v of seq) if (v !== window.__vaIds.at(-1)) window.__vaIds.push(v);
-  });
-  obs.observe(root, { attributes: true, attributeFilter: ["data-clip-id"], attributeOldValue: true });
-}"""
-
-
-# -- fixtures -----------------------------------------------------------------------------------
-@pytest.fixture(scope="session")
-def sample_library(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A small indexed library (3 sample videos, 36 clips, offline pixel embedder), built once."""
-    import va_widgets as va
-
-    root = tmp_path_factory.mktemp("annotator-lib")
-    va.make_sample_videos(root / "videos", n_videos=3, seconds_per_video=24)
-    lib = va.index_videos(
-        root / "videos",
-        root / "cache",
-        embedder=va.PixelStatsEmbedder(),
-        progress=False,
-        workers=1,
-    )
-    assert len(lib) == 36
-    return root / "cache"
-
-
-def _open_widget_notebook(
-    page: Any, server: JupyterServer, cache: Path, store: Path, task: str, extra: str = ""
-) -> None:
-    """Write a notebook showing an Annotator on `cache` (plus an `extra` cell), open it and run
-    all its cells."""
-    cells = [
-        "import va_widgets as va\n"
-        f"lib = va.ClipLibrary.open({str(cache)!r})\n"
-        f"ann = va.Annotator(lib, task={task!r}, store={str(store)!r})\n"
-        "ann",
-    ]
-    write_notebook(server.root_dir / "annotate.ipynb", cells + ([extra] if extra else []))
-    open_notebook(page, server, "annotate.ipynb")
-    run_all(page)
-
-
-# -- helpers ------------------------------------------------------------------------------------
-def _current(page: Any) -> str:
-    return str(page.get_attribute(ROOT, "data-clip-id") or "")
-
-
-def _wait_widget(page: Any) -> None:
-    """The widget rendered, has a current clip whose preview is decoded, and has focus."""
-    page.locator(ROOT).wait_for(state="visible")
-    page.wait_for_function(
-        """(sel) => { const root = document.querySelector(sel);
-             const card = root.querySelector('[data-testid=clip][aria-current=true]');
-             const img = card && card.querySelector('img.va-on');
-             return root.dataset.clipId && img && img.complete && img.naturalWidth > 0; }""",
-        arg=ROOT,
-    )
-    _focus(page)
-
-
-def _focus(page: Any) -> None:
-    page.locator(ROOT).focus()
-    page.wait_for_function(
-        "(sel) => document.activeElement === document.querySelector(sel)", arg=ROOT
-    )
-
-
-def _press(page: Any, key: str) -> str:
-    """Press a labelling key on the current clip; wait for the next clip; return the decided id."""
-    clip = _current(page)
-    assert clip, "no current clip to label"
-    page.keyboard.press(key)
-    page.wait_for_function(
-        "([sel, old]) => { const v = document.querySelector(sel).dataset.clipId;"
-        " return !!v && v !== old; }",
-        arg=[ROOT, clip],
-    )
-    return clip
-
-
-def _undo(page: Any, clip: str) -> None:
-    """Backspace; wait until the undone clip is the current one again."""
-    page.keyboard.press("Backspace")
-    page.wait_for_function(
-        "([sel, id]) => document.querySelector(sel).dataset.clipId === id", arg=[ROOT, clip]
-    )
-
-
-def _switch_feed(page: Any, feed: str) -> None:
-    """Pick `feed` in the selector; wait until its first clip is current; refocus the widget.
-
-    A feed change empties the queue (current clip "") and then loads the new feed's clips.
-    """
-    mark = page.evaluate("() => window.__vaIds.length")
-    page.select_option("[data-testid=feed-select]", feed)
-    page.wait_for_function(
-        """([sel, feed, mark]) => {
-             const ids = window.__vaIds.slice(mark);
-             const i = ids.indexOf("");
-             return document.querySelector(sel).dataset.feed === feed
-               && i >= 0 && ids.slice(i + 1).some(Boolean) && !!ids.at(-1); }""",
-        arg=[ROOT, feed, mark],
-    )
-    _focus(page)
-
-
-def _wait_saved(page: Any, counts: dict[str, int]) -> None:
-    """All events acknowledged (data-saved=true) and the counters show `counts`."""
-    page.wait_for_function(
-        """([sel, c]) => { const root = document.querySelector(sel);
-             const n = (k) => root.querySelector(`[data-testid=count-${k}]`).textContent;
-             return root.dataset.saved === 'true' && root.dataset.pending === '0'
-               && n('positives') === String(c.positives) && n('negatives') === String(c.negatives)
-               && n('skipped') === String(c.skipped); }""",
-        arg=[ROOT, counts],
-    )
-
-
-def _counts(labels: dict[str, bool], skips: set[str]) -> dict[str, int]:
-    pos = sum(labels.values())
-    return {"positives": pos, "negatives": len(labels) - pos, "skipped": len(skips)}
 
 
 def _mean_brightness(png: Path) -> float:
@@ -196,8 +77,8 @@ def test_label_with_keyboard_in_lab(page: Any, start_jupyter: Any, tmp_path: Pat
     write_notebook(server.root_dir / "label.ipynb", cells)
     open_notebook(page, server, "label.ipynb")
     run_all(page)
-    _wait_widget(page)
-    page.evaluate(_TRACK_JS, ROOT)
+    wait_widget(page)
+    page.evaluate(TRACK_JS, ROOT)
     cells_before = cell_count(page)
     assert page.get_attribute(ROOT, "data-feed") == "auto"
 
@@ -206,7 +87,7 @@ def test_label_with_keyboard_in_lab(page: Any, start_jupyter: Any, tmp_path: Pat
     decided: list[str] = []
 
     def key(k: str) -> None:
-        clip = _press(page, k)
+        clip = press(page, k)
         decided.append(clip)
         if k == "Space":
             skips.add(clip)
@@ -218,31 +99,31 @@ def test_label_with_keyboard_in_lab(page: Any, start_jupyter: Any, tmp_path: Pat
         key(k)
     wrong = decided.pop()
     del labels[wrong]
-    _undo(page, wrong)
+    undo(page, wrong)
     key("x")
     assert decided[-1] == wrong and labels[wrong] is False
     for k in "xaax":
         key(k)
 
-    _switch_feed(page, "random")
+    switch_feed(page, "random")
     assert page.locator(f"{ROOT} [aria-current=true] [data-testid=clip-feed]").inner_text() == (
         "random"
     )
     for k in ["a", "x", "Space", "x", "a", "x", "x", "a"]:
         key(k)
 
-    _switch_feed(page, "borderline")
+    switch_feed(page, "borderline")
     for k in ["x", "a", "Space", "a", "x", "a", "x", "a"]:
         key(k)
 
     # undo the very last label: that clip is current again and has no label
     last = decided.pop()
     del labels[last]
-    _undo(page, last)
+    undo(page, last)
     assert len(labels) >= 20 and len(skips) == 2 and last not in labels
 
-    expected = _counts(labels, skips)
-    _wait_saved(page, expected)
+    expected = counts(labels, skips)
+    wait_saved(page, expected)
     assert page.get_attribute(ROOT, "data-saved") == "true"
     assert page.get_attribute(ROOT, "data-last-saved") == ""  # the last event was undone
     assert cell_count(page) == cells_before, "a labelling key reached JupyterLab"
@@ -296,11 +177,11 @@ def test_screenshots_light_and_dark(
     t0 = time.monotonic()
     server = start_jupyter("lab")
     page.set_viewport_size({"width": 1100, "height": 900})
-    _open_widget_notebook(page, server, sample_library, tmp_path / "l.sqlite", TASK)
-    _wait_widget(page)
+    open_widget_notebook(page, server, sample_library, tmp_path / "l.sqlite", TASK)
+    wait_widget(page)
     for k in ["a", "x", "x", "a", "Space", "x"]:
-        _press(page, k)
-    _wait_saved(page, {"positives": 2, "negatives": 3, "skipped": 1})
+        press(page, k)
+    wait_saved(page, {"positives": 2, "negatives": 3, "skipped": 1})
     widget = page.locator(ROOT)
     widget.scroll_into_view_if_needed()
     page.mouse.move(0, 0)  # no hover flipbook on a card
@@ -308,7 +189,7 @@ def test_screenshots_light_and_dark(
     light, dark = tmp_path / "annotator-light.png", tmp_path / "annotator-dark.png"
     widget.screenshot(path=str(light), animations="disabled", caret="hide")
     set_theme(page, "dark")
-    _wait_widget(page)
+    wait_widget(page)
     widget.screenshot(path=str(dark), animations="disabled", caret="hide")
     b_light, b_dark = _mean_brightness(light), _mean_brightness(dark)
     print(f"mean brightness: light {b_light:.0f}, dark {b_dark:.0f}")
@@ -342,9 +223,9 @@ def test_untrusted_text_is_shown_as_text(
         "    raise ValueError('<img src=y onerror=alert(2)>')\n"
         "ann.on_label(boom)"
     )
-    _open_widget_notebook(page, server, sample_library, tmp_path / "x.sqlite", XSS, extra=boom)
-    _wait_widget(page)
-    _press(page, "a")
+    open_widget_notebook(page, server, sample_library, tmp_path / "x.sqlite", XSS, extra=boom)
+    wait_widget(page)
+    press(page, "a")
     page.wait_for_function(
         "(sel) => !document.querySelector(`${sel} [data-testid=error]`).hidden", arg=ROOT
     )
@@ -398,12 +279,12 @@ def test_flipbook_plays_the_current_clip(
     frame time; with reduced motion it stays still."""
     t0 = time.monotonic()
     server = start_jupyter("lab")
-    _open_widget_notebook(page, server, sample_library, tmp_path / "f.sqlite", TASK)
-    _wait_widget(page)
+    open_widget_notebook(page, server, sample_library, tmp_path / "f.sqlite", TASK)
+    wait_widget(page)
     page.mouse.move(0, 0)  # no card hovered
     page.evaluate(_FLIPS_JS, ROOT)
-    _press(page, "x")
-    clip = _current(page)
+    press(page, "x")
+    clip = current(page)
     flips_of = "([id, n]) => window.__vaFlips.filter((f) => f.id === id).length >= n"
     page.wait_for_function(flips_of, arg=[clip, 3])
     flips = [f for f in page.evaluate("() => window.__vaFlips") if f["id"] == clip]
@@ -418,8 +299,8 @@ def test_flipbook_plays_the_current_clip(
     assert all(b["ms"] - a["ms"] >= frame_ms - 1 for a, b in itertools.pairwise(flips)), flips
 
     page.emulate_media(reduced_motion="reduce")
-    _press(page, "x")
-    still = _current(page)
+    press(page, "x")
+    still = current(page)
     page.wait_for_timeout(4 * frame_ms)  # long enough for 3 flips, were it playing
     assert [f for f in page.evaluate("() => window.__vaFlips") if f["id"] == still] == []
     print(f"flipbook test: {time.monotonic() - t0:.1f} s")
@@ -439,7 +320,7 @@ def test_two_views_of_one_widget_agree(
     """`ann` shown in two cells: a label, and its undo, in one view show in the other."""
     t0 = time.monotonic()
     server = start_jupyter("lab")
-    _open_widget_notebook(page, server, sample_library, tmp_path / "v.sqlite", TASK, extra="ann")
+    open_widget_notebook(page, server, sample_library, tmp_path / "v.sqlite", TASK, extra="ann")
     page.wait_for_function(
         """(sel) => { const roots = [...document.querySelectorAll(sel)];
              return roots.length === 2 && roots.every((r) => r.dataset.clipId
@@ -447,7 +328,7 @@ def test_two_views_of_one_widget_agree(
         arg=ROOT,
     )
     page.locator(ROOT).first.focus()
-    clip = _press(page, "a")  # in the first view
+    clip = press(page, "a")  # in the first view
     page.wait_for_function(
         "([sel, id]) => { const [cur, d] = (" + _VIEW_JS + ")([sel, 1, id]);"
         " return d === 'accept' && cur && cur !== id; }",
@@ -461,7 +342,7 @@ def test_two_views_of_one_widget_agree(
         " && (" + _VIEW_JS + ")([sel, 0, id])[1] === ''",
         arg=[ROOT, clip],
     )
-    _wait_saved(page, {"positives": 0, "negatives": 0, "skipped": 0})
+    wait_saved(page, {"positives": 0, "negatives": 0, "skipped": 0})
     got = run_code_in_new_cell(page, "print(len(ann.task.labels()))")
     assert got == "0"
     print(f"two views test: {time.monotonic() - t0:.1f} s")
@@ -473,11 +354,11 @@ def test_notebook7_renders_and_labels(
     """In Notebook 7 (shortcuts matched in the capture phase), 'a' labels and adds no cell."""
     t0 = time.monotonic()
     server = start_jupyter("notebook")
-    _open_widget_notebook(page, server, sample_library, tmp_path / "n.sqlite", TASK)
-    _wait_widget(page)
+    open_widget_notebook(page, server, sample_library, tmp_path / "n.sqlite", TASK)
+    wait_widget(page)
     cells = cell_count(page)
-    clip = _press(page, "a")
-    _wait_saved(page, {"positives": 1, "negatives": 0, "skipped": 0})
+    clip = press(page, "a")
+    wait_saved(page, {"positives": 1, "negatives": 0, "skipped": 0})
     assert page.get_attribute(ROOT, "data-last-saved") == clip
     assert cell_count(page) == cells, "'a' also inserted a cell in Notebook 7"
     got = run_code_in_new_cell(
