@@ -71,6 +71,7 @@ def test_more_streams_previews_as_binary_buffers(lib, tmp_path):
         "score",
         "feed",
         "n_frames",
+        "previous",
     }
     assert len(buffers) == sum(c["n_frames"] for c in clips) > 6
     assert all(isinstance(b, bytes) and b.startswith(JPEG_START) for b in buffers)
@@ -135,6 +136,28 @@ def test_skip_and_undo_round_trip(lib, tmp_path):
     assert nothing["clip_id"] is None and nothing["clips"] == [] and buffers == []
 
 
+def test_review_and_undo_clips_carry_the_decision_given_before(lib, tmp_path):
+    ann, rec = make_annotator(lib, tmp_path)
+    reply, _ = rec.request("more", n=4, have=[])
+    assert [c["previous"] for c in reply["clips"]] == [None] * 4
+    ids = [c["clip_id"] for c in reply["clips"]]
+    given = dict(zip(ids, [True, False, True, False], strict=True))
+    for clip_id, label in given.items():
+        rec.request("label", clip_id=clip_id, label=label)
+    ann.feed = "review"  # the view still holds these clips, decided
+    reply, _ = rec.request("more", n=8, have=ids)
+    assert {c["clip_id"]: c["previous"] for c in reply["clips"]} == {
+        c: "accept" if label else "reject" for c, label in given.items()
+    }
+    rec.request("label", clip_id=ids[0], label=False)  # a mistake corrected in review
+    other = next(c for c in lib.clips["clip_id"] if c not in given)
+    rec.request("skip", clip_id=other)
+    for undone, was in [(other, "skip"), (ids[0], "reject")]:
+        reply, _ = rec.request("undo")
+        assert reply["clip_id"] == undone and [c["previous"] for c in reply["clips"]] == [was]
+    assert ann.task.labels().set_index("clip_id")["label"].to_dict() == given
+
+
 def test_errors_are_sent_back_with_the_request_id_and_shown(lib, tmp_path):
     ann, rec = make_annotator(lib, tmp_path)
     reply, _ = rec.request("label", clip_id="no-such-clip", label=True)
@@ -146,6 +169,54 @@ def test_errors_are_sent_back_with_the_request_id_and_shown(lib, tmp_path):
     assert ann.task.counts()["positives"] == 0  # nothing was written
     reply, _ = rec.request("frobnicate")
     assert reply["kind"] == "error" and "unknown message kind 'frobnicate'" in reply["error"]
+
+
+@pytest.mark.parametrize(
+    ("kind", "fields", "expected"),
+    [
+        ("more", {"n": "8"}, "n must be an integer from 1 to 64, got '8'"),
+        ("more", {"n": True}, "n must be an integer from 1 to 64, got True"),
+        ("more", {"n": 10**9}, "n must be an integer from 1 to 64"),
+        ("more", {"have": "abc"}, "have must be a list of at most 4096 clip ids, got 'abc'"),
+        ("more", {"have": [None]}, "have must be a clip id"),
+        ("previews", {"clip_ids": ["x" * 300]}, "clip_ids must be a clip id"),
+        ("previews", {}, "clip_ids must be a list"),
+        ("label", {"label": True}, "clip_id must be a clip id (a non-empty string"),
+        ("label", {"clip_id": 3, "label": True}, "got 3"),
+        ("label", {"clip_id": "c", "label": 1}, "label must be true or false, got 1"),
+        ("skip", {"clip_id": ["a"]}, "clip_id must be a clip id"),
+        ("play", {"clip_id": {"a": 1}}, "clip_id must be a clip id"),
+        ("query", {"text": 5}, "text must be a string"),
+        ("query", {"text": "x" * 5000}, "text must be a string of at most 2000 characters"),
+        ("similar", {}, "clip_id must be a clip id"),
+    ],
+)
+def test_hostile_messages_get_clear_errors_and_change_nothing(
+    lib, tmp_path, kind, fields, expected
+):
+    ann, rec = make_annotator(lib, tmp_path)
+    before = (ann.task.counts(), ann.feed, ann._queue, ann.query)
+    reply, _ = rec.request(kind, **fields)
+    assert reply["kind"] == "error" and reply["request"] == kind
+    assert reply["error"].startswith("MessageError: ") and expected in reply["error"]
+    assert (ann.task.counts(), ann.feed, ann._queue, ann.query) == before
+
+
+def test_a_message_without_a_usable_id_or_kind_is_an_error_not_a_crash(lib, tmp_path):
+    ann, rec = make_annotator(lib, tmp_path)
+    for content in [
+        {"kind": "status"},
+        {"kind": "status", "id": 7},
+        {"kind": "status", "id": "x" * 200},
+    ]:
+        ann._handle_custom_msg(content, [])
+        content_sent, _ = rec.sent[-1]
+        assert content_sent["kind"] == "error" and content_sent["id"] is None
+        assert "needs an id" in content_sent["error"]
+    for content in [["not", "a", "dict"], {"kind": 3, "id": "r"}, "text"]:
+        ann._handle_custom_msg(content, [])
+        content_sent, _ = rec.sent[-1]
+        assert content_sent["kind"] == "error" and "unknown message kind" in content_sent["error"]
 
 
 def test_feed_change_replaces_the_queue(lib, tmp_path):

@@ -20,7 +20,7 @@ import pandas as pd
 
 from va_widgets.errors import TextSearchUnavailable, VaWidgetsError
 from va_widgets.learner import FEEDS, ActiveLearningEngine, Quality
-from va_widgets.store import Decision, LabelStore
+from va_widgets.store import Decision, Event, LabelStore
 
 if TYPE_CHECKING:
     from va_widgets.library import ClipLibrary
@@ -91,6 +91,7 @@ class Task:
         self.query: str | None = None
         self.last_feed: str | None = None
         self.last_source = ""
+        self.last_undone: list[Event] = []  # the events the last undo() undid
         self._labelled = np.zeros(len(library), dtype=bool)
         self._skipped = np.zeros(len(library), dtype=bool)
         self._orphans = 0
@@ -204,6 +205,7 @@ class Task:
         else:
             events = self.store.undo(self.name, annotator=annotator)
         self._sync()
+        self.last_undone = events
         return [e.clip_id for e in events]
 
     def set_query(self, text: str) -> None:

@@ -21,6 +21,11 @@ front end -> Python                            Python -> front end
 any failed request                             ``{kind: "error", id, request, error}``
 =============================================  ====================================================
 
+Every field of a front-end message is checked (:mod:`va_widgets.messages`) before it is used;
+a bad one gets an ``error`` reply naming it. A view counts its label, skip and undo events
+until they are acknowledged: with no reply for 5 s, or once its kernel restarted, it says so,
+refuses keys that need the kernel and shows which labels it cannot confirm (``js/src/link.js``).
+
 Label events update the counts at once; the quality estimate (cross-validated AP, ~0.1 s) is
 refreshed on ``status``, which the front end sends once labelling pauses for 0.4 s, so a fast
 annotator never waits for it.
@@ -29,7 +34,9 @@ Replies reach every view of the widget (the same ``ann`` shown twice, another br
 view ignores other views' replies except the ``ack`` of a label or skip and the ``undone`` of a
 clip it shows, which it applies, so all views show the same decisions.
 
-``meta`` is ``{clip_id, video, start_seconds, end_seconds, score, feed, n_frames}``; the frames
+``meta`` is ``{clip_id, video, start_seconds, end_seconds, score, feed, n_frames, previous}``
+(``previous``: the decision the clip had, "accept"/"reject", e.g. in the review feed, or the
+one an ``undone`` reply undid, "accept"/"reject"/"skip"; None when there is none); the frames
 (JPEG bytes) of all clips follow each other in the message's buffers. A feed change (the
 ``feed`` trait) empties the queue and increments ``_epoch``; replies of an older epoch are stale.
 """
@@ -45,8 +52,10 @@ import anywidget
 import traitlets as t
 from ipywidgets import CallbackDispatcher
 
+from va_widgets import messages as msgs
 from va_widgets.errors import VaWidgetsError
 from va_widgets.learner import FEEDS
+from va_widgets.messages import MessageError
 from va_widgets.previews import encode_clip_mp4, pack_clips
 
 if TYPE_CHECKING:
@@ -72,6 +81,7 @@ DEFAULT_KEYS: dict[str, list[str]] = {
 }
 _WIDGET_OPTIONS = ("feed", "shortcuts", "batch_size", "prefetch", "layout")
 _MAX_BATCH = 64
+_MAX_HAVE = 4096  # clip ids a view may hold (pages kept for going back, prefetched clips)
 
 
 def _static_file(name: str) -> Path:
@@ -270,14 +280,18 @@ class Annotator(anywidget.AnyWidget):
     # -- messages -------------------------------------------------------------------------
     def _on_msg(self, _widget: Any, content: Any, buffers: list[Any]) -> None:
         if not isinstance(content, dict):
-            return
+            content = {"kind": None, "content": content}
         kind, rid = content.get("kind"), content.get("id")
+        if not (rid is None or (isinstance(rid, str) and len(rid) <= 100)):
+            rid = None  # not echoed back: a reply must not carry what the view did not send
         try:
-            handler = self._handlers.get(str(kind))
+            handler = self._handlers.get(kind) if isinstance(kind, str) else None
             if handler is None:
-                raise ValueError(
+                raise MessageError(
                     f"unknown message kind {kind!r}; known: {', '.join(self._handlers)}"
                 )
+            if rid is None:
+                raise MessageError(f"a {kind!r} message needs an id (a string of ≤ 100 chars)")
             handler(rid, content)
         except Exception as exc:  # reported to the front end, never swallowed
             message = f"{type(exc).__name__}: {exc}"
@@ -287,15 +301,39 @@ class Annotator(anywidget.AnyWidget):
     def _reply(self, rid: Any, content: dict[str, Any], buffers: list[bytes] | None = None) -> None:
         self.send({"id": rid, **content}, buffers or None)
 
-    def _send_clips(self, rid: Any, kind: str, clip_ids: list[str], **extra: Any) -> None:
+    def _send_clips(
+        self,
+        rid: Any,
+        kind: str,
+        clip_ids: list[str],
+        previous: Mapping[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
+        """Reply with the clips' metadata and frames; ``previous`` overrides the decision each
+        clip is shown with (default: its current label, e.g. in the review feed)."""
         scores = self._task.scores_of(clip_ids)
         feeds = [self._served_feed.get(c, "") for c in clip_ids]
         meta, buffers = pack_clips(self._task.library, clip_ids, scores, feeds)
+        before = {**self._current_decisions(clip_ids), **(previous or {})}
+        for m in meta:
+            m["previous"] = before.get(m["clip_id"])
         self._reply(rid, {"kind": kind, "epoch": self._epoch, "clips": meta, **extra}, buffers)
 
+    def _current_decisions(self, clip_ids: list[str]) -> dict[str, str]:
+        """The current label of each labelled clip among ``clip_ids``: "accept" or "reject"."""
+        if not clip_ids:
+            return {}
+        labels = self._task.engine.labels  # library row -> label
+        rows = self._task.library.rows(clip_ids)
+        return {
+            c: "accept" if labels[int(r)] else "reject"
+            for c, r in zip(clip_ids, rows, strict=True)
+            if int(r) in labels
+        }
+
     def _on_more(self, rid: Any, content: dict[str, Any]) -> None:
-        n = max(1, min(int(content.get("n", self.batch_size)), _MAX_BATCH))
-        have = set(content.get("have") or ())
+        n = msgs.integer(content, "n", low=1, high=_MAX_BATCH, default=self.batch_size)
+        have = set(msgs.clip_ids(content, "have", max_n=_MAX_HAVE, required=False))
         out = [c for c in self._queue if c not in have][:n]
         missing = n - len(out)
         if missing > 0:
@@ -313,17 +351,15 @@ class Annotator(anywidget.AnyWidget):
         self._send_clips(rid, "clips", out)
 
     def _on_previews(self, rid: Any, content: dict[str, Any]) -> None:
-        self._send_clips(rid, "clips", [str(c) for c in content.get("clip_ids") or ()])
+        self._send_clips(rid, "clips", msgs.clip_ids(content, "clip_ids", max_n=_MAX_BATCH))
 
     def _on_label(self, rid: Any, content: dict[str, Any]) -> None:
-        clip_id, label = str(content.get("clip_id")), content.get("label")
-        if not isinstance(label, bool):
-            raise TypeError(f"label of {clip_id!r} must be true or false, got {label!r}")
+        clip_id, label = msgs.clip_id(content), msgs.boolean(content, "label")
         self._task.label(clip_id, label, feed=self._served_feed.get(clip_id))
         self._after_event(rid, clip_id, label)
 
     def _on_skip(self, rid: Any, content: dict[str, Any]) -> None:
-        clip_id = str(content.get("clip_id"))
+        clip_id = msgs.clip_id(content)
         self._task.skip(clip_id, feed=self._served_feed.get(clip_id))
         self._after_event(rid, clip_id, None)
 
@@ -354,10 +390,12 @@ class Annotator(anywidget.AnyWidget):
                 self._queue = [clip_id, *(c for c in self._queue if c != clip_id)]
                 self.last_saved = ""
         self._refresh_counts()
-        self._send_clips(rid, "undone", [] if clip_id is None else [clip_id], clip_id=clip_id)
+        was = {e.clip_id: _decision(e.kind, e.label) for e in self._task.last_undone}
+        ids = [] if clip_id is None else [clip_id]
+        self._send_clips(rid, "undone", ids, previous=was, clip_id=clip_id)
 
     def _on_play(self, rid: Any, content: dict[str, Any]) -> None:
-        clip_id = str(content.get("clip_id"))
+        clip_id = msgs.clip_id(content)
         clips = self._task.library.clips
         row = int(self._task.library.rows(clip_id)[0])
         data = encode_clip_mp4(
@@ -368,14 +406,14 @@ class Annotator(anywidget.AnyWidget):
         self._reply(rid, {"kind": "video", "clip_id": clip_id, "mime": "video/mp4"}, [data])
 
     def _on_query(self, rid: Any, content: dict[str, Any]) -> None:
-        text = str(content.get("text", "")).strip()
+        text = msgs.text(content, "text")
         if not text:
             raise ValueError("the query is empty; type what the clips should show")
         self.query = text
         self._reply(rid, {"kind": "ack"})
 
     def _on_similar(self, rid: Any, content: dict[str, Any]) -> None:
-        clip_id = str(content.get("clip_id"))
+        clip_id = msgs.clip_id(content)
         self._task.library.rows(clip_id)  # unknown ids fail here
         with self.hold_sync():
             if self.feed == "similar" and self.similar_to == clip_id:
@@ -430,6 +468,11 @@ class Annotator(anywidget.AnyWidget):
                     f"on_label callback {name} raised {type(exc).__name__}: {exc} "
                     f"({Path(where.filename).name}, line {where.lineno})"
                 )
+
+
+def _decision(kind: str, label: bool | None) -> str:
+    """The front end's word for a label event: "accept", "reject" or "skip"."""
+    return "skip" if kind == "skip" else "accept" if label else "reject"
 
 
 def _score(value: float) -> float | None:
