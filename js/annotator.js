@@ -4,6 +4,7 @@
 // message; Python acknowledges it once the label store has committed it.
 import { makeItems, releaseItem } from "./src/clips.js";
 import { attr, formatScore, formatSeconds, h, setText } from "./src/dom.js";
+import { Link } from "./src/link.js";
 import { Queue } from "./src/queue.js";
 import { createRpc } from "./src/rpc.js";
 
@@ -19,9 +20,13 @@ const ACTIONS = {
   help: "Show or hide this help",
 };
 const DECISION_TEXT = { accept: "positive", reject: "negative", skip: "skipped" };
+const STATE_SUFFIX = { pending: " …", unconfirmed: " (not confirmed yet)", unsaved: " (not confirmed saved)", error: " (not saved)" };
+// Actions that need a live kernel: refused while it does not answer (see src/link.js).
+const NEEDS_KERNEL = new Set(["accept", "reject", "skip", "undo", "play", "similar"]);
 const KEY_NAMES = { " ": "Space", ArrowLeft: "←", ArrowRight: "→", ArrowUp: "↑", ArrowDown: "↓" };
 const FLIP_TICK_MS = 60;
 const STATUS_DELAY_MS = 400; // quiet time after the last label before the quality is refreshed
+const LINK_CHECK_MS = 250; // how often an unanswered event is checked on
 const reducedMotion = () => globalThis.matchMedia?.("(prefers-reduced-motion: reduce)").matches;
 
 function render({ model, el }) {
@@ -30,7 +35,7 @@ function render({ model, el }) {
   let epoch = model.get("_epoch");
   let loading = false; // a "more" request is in flight
   let exhausted = false; // the feed returned nothing new in this epoch
-  let pendingEvents = 0; // labels/skips/undos sent and not yet acknowledged
+  const link = new Link(); // labels/skips/undos sent and not yet acknowledged; is the kernel there?
   let lastEventFailed = false;
   let hovered = null; // item under the mouse
   let note = ""; // transient message in the status line
@@ -156,6 +161,10 @@ function render({ model, el }) {
 
   function act(action) {
     note = "";
+    if (NEEDS_KERNEL.has(action) && link.paused) {
+      note = `key not taken (${link.state === "lost" ? "disconnected" : "waiting for the kernel"})`;
+      return update();
+    }
     switch (action) {
       case "accept":
       case "reject":
@@ -179,8 +188,11 @@ function render({ model, el }) {
   }
 
   // -- events sent to Python --------------------------------------------------------------
-  function track(promise) {
-    pendingEvents += 1;
+  let eventCount = 0;
+  /** Follow an event sent to Python (kind "label" or "undo"; `what` names it for the status). */
+  function track(kind, what, promise) {
+    const key = ++eventCount;
+    link.sent(key, kind, what);
     update();
     return promise
       .then(
@@ -195,7 +207,7 @@ function render({ model, el }) {
         },
       )
       .finally(() => {
-        pendingEvents -= 1;
+        link.answered(key);
         update();
         scheduleStatus();
       });
@@ -206,7 +218,7 @@ function render({ model, el }) {
   let statusTimer = null;
   function scheduleStatus() {
     clearTimeout(statusTimer);
-    if (pendingEvents > 0) return;
+    if (link.pending > 0 || link.lost) return;
     statusTimer = setTimeout(() => rpc.request({ kind: "status" }).catch(showError), STATUS_DELAY_MS);
   }
 
@@ -217,7 +229,8 @@ function render({ model, el }) {
     const seq = ++item.seq;
     stopVideo(item);
     const content = decision === "skip" ? { kind: "skip", clip_id: item.clip_id } : { kind: "label", clip_id: item.clip_id, label: decision === "accept" };
-    track(rpc.request(content))
+    const what = `${DECISION_TEXT[decision]}: ${item.video} ${formatSeconds(item.start_seconds)}`;
+    track("label", what, rpc.request(content))
       .then(
         ({ msg }) => {
           if (item.seq === seq) item.state = "saved";
@@ -232,17 +245,26 @@ function render({ model, el }) {
   }
 
   function undo() {
-    track(rpc.request({ kind: "undo" })).then(({ msg, buffers }) => {
+    track("undo", "", rpc.request({ kind: "undo" })).then(({ msg, buffers }) => {
       if (msg.clip_id == null) {
         note = "nothing to undo";
         return;
       }
       const [fresh] = makeItems(msg.clips, buffers, (id) => !queue.items.has(id));
       const item = queue.restore(msg.clip_id, fresh);
-      if (item) item.seq += 1;
+      if (item) {
+        item.seq += 1;
+        showUndone(item, msg);
+      }
       note = "undone";
       exhausted = false;
     }, () => {}).finally(update);
+  }
+
+  // An undone clip shows the decision that was undone (Python says which).
+  function showUndone(item, msg) {
+    item.previous = msg.clips?.find((c) => c.clip_id === item.clip_id)?.previous ?? null;
+    item.undone = true;
   }
 
   function similar(item) {
@@ -253,7 +275,7 @@ function render({ model, el }) {
   function submitQuery(event) {
     event.preventDefault();
     const text = queryInput.value.trim();
-    if (!text) return;
+    if (!text || link.lost) return;
     queryButton.disabled = true;
     rpc
       .request({ kind: "query", text })
@@ -272,6 +294,7 @@ function render({ model, el }) {
     applyScores(msg.scores);
     const item = queue.decidedElsewhere(String(msg.clip_id), decision);
     if (item) stopVideo(item);
+    if (item && !decision) showUndone(item, msg);
     if (!decision) exhausted = false; // Python put the undone clip back in its queue
     update();
     topUp();
@@ -296,7 +319,7 @@ function render({ model, el }) {
         if (msg.epoch !== epoch) return; // a feed change overtook it
         if (msg.clips.length === 0 && asked === epoch) exhausted = true;
         // Cards are built now, so that showing the next page only inserts them.
-        for (const item of queue.add(makeItems(msg.clips, buffers, (id) => !queue.items.has(id)))) cardOf(item);
+        for (const item of queue.add(makeItems(msg.clips, buffers, (id) => queue.accepts(id)))) cardOf(item);
       })
       .catch(showError)
       .finally(() => {
@@ -386,14 +409,28 @@ function render({ model, el }) {
     return item.card;
   }
 
+  // A pending event is "unconfirmed" while the kernel does not answer, "unsaved" once it is gone.
+  function shownState(item) {
+    if (item.state !== "pending" || link.state === "ok") return item.state;
+    return link.state === "lost" ? "unsaved" : "unconfirmed";
+  }
+
+  function decisionText(item, state) {
+    if (item.decision) return DECISION_TEXT[item.decision] + (STATE_SUFFIX[state] ?? "");
+    if (!item.previous) return "";
+    return item.undone ? `undone: ${DECISION_TEXT[item.previous]}` : `was ${DECISION_TEXT[item.previous]}`;
+  }
+
   function renderCard(item, isCurrent = item === queue.current) {
     const card = cardOf(item);
+    const state = shownState(item);
     attr(card, "aria-current", isCurrent ? "true" : null);
     card.dataset.decision = item.decision ?? "";
-    card.dataset.state = item.state;
+    card.dataset.previous = item.previous ?? "";
+    card.dataset.state = state;
     setText(card.querySelector(".va-score"), `score ${formatScore(item.score)}`);
     setText(card.querySelector(".va-clip-feed"), item.feed);
-    setText(card.querySelector(".va-decision"), item.decision ? DECISION_TEXT[item.decision] + (item.state === "pending" ? " …" : item.state === "error" ? " (not saved)" : "") : "");
+    setText(card.querySelector(".va-decision"), decisionText(item, state));
     item.frames.forEach((img, i) => img.classList.toggle("va-on", i === item.frame));
   }
 
@@ -404,9 +441,11 @@ function render({ model, el }) {
     const current = queue.current;
     items.forEach((item) => renderCard(item, item === current));
     root.dataset.clipId = current?.clip_id ?? "";
-    setText(empty, current ? "" : loading || !exhausted ? "Loading clips…" : "No more clips in this feed: pick another feed or query.");
+    const waiting = link.lost ? "This view is disconnected from its kernel." : loading || !exhausted ? "Loading clips…" : "No more clips in this feed: pick another feed or query.";
+    setText(empty, current ? "" : waiting);
     empty.hidden = Boolean(current);
-    for (const action of ["accept", "reject", "skip", "play", "similar"]) if (buttons[action]) buttons[action].disabled = !current;
+    for (const action of NEEDS_KERNEL) if (buttons[action]) buttons[action].disabled = link.paused || (!current && action !== "undo");
+    feedSelect.disabled = Boolean(link.lost);
   }
 
   function renderHead() {
@@ -448,12 +487,14 @@ function render({ model, el }) {
     setText(quality, typeof q.ap === "number" ? `CV AP ${q.ap.toFixed(2)} (95% CI ${q.ci_low.toFixed(2)}–${q.ci_high.toFixed(2)})` : "CV AP: not enough labels");
     attr(quality, "title", q.reason ?? "");
     attr(quality, "data-n-labels", String((q.n_pos ?? 0) + (q.n_neg ?? 0))); // labels it reflects
-    const state = pendingEvents > 0 ? "false" : lastEventFailed ? "error" : "true";
+    const state = link.pending > 0 ? "false" : lastEventFailed ? "error" : "true";
     root.dataset.saved = state;
-    root.dataset.pending = String(pendingEvents);
+    root.dataset.pending = String(link.pending);
+    root.dataset.link = link.state; // "ok" | "stalled" | "lost"
     root.dataset.lastSaved = model.get("last_saved");
     saved.dataset.saved = state;
-    const text = state === "false" ? `saving ${pendingEvents}…` : state === "error" ? "last label NOT saved" : "all labels saved ✓";
+    saved.dataset.link = link.state;
+    const text = link.describe({ failed: lastEventFailed });
     setText(saved, note ? `${text} · ${note}` : text);
   }
 
@@ -505,6 +546,46 @@ function render({ model, el }) {
     playing = animated;
   }, FLIP_TICK_MS);
 
+  // -- is the kernel there? ----------------------------------------------------------------
+  // JupyterLab and Notebook 7 say when the kernel restarts: the model's comm is then no longer
+  // live, and ipywidgets marks the view's element "jupyter-widgets-disconnected"; their widget
+  // manager also exposes the kernel's status. Elsewhere, an unanswered event is all there is.
+  let linkShown = "";
+  function checkLink() {
+    const shown = `${link.state} ${link.state === "stalled" ? Math.floor(link.waitedMs / 1000) : ""}`;
+    if (shown === linkShown) return;
+    linkShown = shown;
+    update();
+  }
+  const linkTimer = setInterval(checkLink, LINK_CHECK_MS);
+  function onCommLive() {
+    if (el.classList.contains("jupyter-widgets-disconnected")) link.gone("the kernel was restarted or disconnected");
+    checkLink();
+  }
+  function onCommClose() {
+    link.gone("the widget was closed in Python");
+    checkLink();
+  }
+  const kernel = model.widget_manager?.kernel; // not part of anywidget's API: used when there
+  const onKernelStatus = (_, status) => {
+    link.kernelStatus(status);
+    checkLink();
+  };
+  const onConnectionStatus = (_, status) => {
+    link.connectionStatus(status);
+    checkLink();
+  };
+  if (kernel?.statusChanged?.connect) {
+    link.kernelStatus(kernel.status);
+    kernel.statusChanged.connect(onKernelStatus);
+  }
+  if (kernel?.connectionStatusChanged?.connect) {
+    link.connectionStatus(kernel.connectionStatus);
+    kernel.connectionStatusChanged.connect(onConnectionStatus);
+  }
+  model.on("comm_live_update", onCommLive);
+  model.on("comm:close", onCommClose);
+
   // -- wiring -----------------------------------------------------------------------------
   root.addEventListener("keydown", onKeydown);
   queryForm.addEventListener("submit", submitQuery);
@@ -532,12 +613,16 @@ function render({ model, el }) {
   renderKeys();
   renderHead();
   renderError();
+  onCommLive(); // a view of a model restored without its kernel is disconnected from the start
   update();
   topUp();
 
   return () => {
     clearTimeout(statusTimer);
     clearInterval(timer);
+    clearInterval(linkTimer);
+    kernel?.statusChanged?.disconnect?.(onKernelStatus);
+    kernel?.connectionStatusChanged?.disconnect?.(onConnectionStatus);
     rpc.dispose();
     queue.clear(); // revokes every object URL, stops videos
   };

@@ -34,14 +34,27 @@ export class Queue {
     return [...this.items.keys()];
   }
 
-  /** Add loaded items (duplicates are released); open a page if the current one is done. */
+  /**
+   * Whether a clip Python serves should become an item: one this view does not hold, or holds
+   * decided and saved (or failed), which a feed serves again to be labelled again (review).
+   */
+  accepts(clipId) {
+    const held = this.items.get(clipId);
+    return !held || (Boolean(held.decision) && ["saved", "error"].includes(held.state) && !this.upcoming.includes(clipId));
+  }
+
+  /**
+   * Add loaded items (duplicates are released; a decided clip served again replaces its old
+   * card, which leaves its page); open a page if the current one is done.
+   */
   add(items) {
     const added = [];
     for (const item of items) {
-      if (this.items.has(item.clip_id)) {
+      if (!this.accepts(item.clip_id)) {
         this.release(item);
         continue;
       }
+      if (this.items.has(item.clip_id)) this._drop(item.clip_id);
       this.items.set(item.clip_id, item);
       this.upcoming.push(item.clip_id);
       added.push(item);
@@ -167,6 +180,29 @@ export class Queue {
     this.page = 0;
     this.cursor = 0;
     this.upcoming = [];
+  }
+
+  /** Remove a held clip from its page (the cursor stays on its clip) and release it. */
+  _drop(clipId) {
+    const p = this.pages.findIndex((ids) => ids.includes(clipId));
+    if (p >= 0) {
+      const ids = this.pages[p];
+      const i = ids.indexOf(clipId);
+      ids.splice(i, 1);
+      if (p === this.page && i < this.cursor) this.cursor -= 1;
+      if (ids.length === 0 && this.pages.length > 1) {
+        this.pages.splice(p, 1); // no empty page to land on
+        if (p < this.page) this.page -= 1;
+        else if (p === this.page && this.page < this.pages.length) this.cursor = 0; // the next page
+        else if (p === this.page) {
+          this.page -= 1; // the newest page was emptied: the one before it is the newest now
+          const open = this.pageIds.findIndex((id) => !this.items.get(id).decision);
+          this.cursor = open >= 0 ? open : this.pageIds.length;
+        }
+      }
+    }
+    this.release(this.items.get(clipId));
+    this.items.delete(clipId);
   }
 
   _undecidedIn(ids) {

@@ -109,3 +109,41 @@ test("a clip undone in another view becomes current when this view has none", ()
   assert.equal(q.current.clip_id, "c1");
   assert.equal(q.current.decision, null);
 });
+
+test("a decided clip served again (review) replaces its old card and can be labelled again", () => {
+  const { q, released } = queueOf(4, 2);
+  for (const id of ["c0", "c1"]) {
+    q.decide("accept");
+    q.items.get(id).state = "saved";
+  }
+  const c2 = q.decide("reject"); // on the second page, not acknowledged yet
+  assert.equal(q.accepts("c0"), true); // decided and saved: may come back
+  assert.equal(q.accepts("c2"), false); // its event is pending
+  assert.equal(q.accepts("c3"), false); // held, undecided
+  assert.equal(q.accepts("new"), true);
+  q.discardUndecided(); // a feed change (to review)
+  assert.deepEqual(released, ["c3"]);
+  const again = items("c0", "c2");
+  q.add(again);
+  assert.equal(q.items.get("c0"), again[0]); // the new item, undecided
+  assert.equal(q.items.get("c2"), c2); // pending: kept, the copy released
+  assert.deepEqual(released, ["c3", "c0", "c2"]);
+  assert.deepEqual(q.pages, [["c1"], ["c2"], ["c0"]]);
+  assert.equal(q.current.clip_id, "c0");
+  q.decide("reject");
+  assert.equal(q.items.get("c0").decision, "reject");
+});
+
+test("a page emptied by clips served again is not left to land on", () => {
+  const { q } = queueOf(2, 1);
+  q.decide("accept");
+  q.items.get("c0").state = "saved";
+  q.decide("accept");
+  q.items.get("c1").state = "saved";
+  assert.deepEqual(q.pages, [["c0"], ["c1"]]);
+  q.add(items("c0"));
+  assert.deepEqual(q.pages, [["c1"], ["c0"]]);
+  assert.equal(q.current.clip_id, "c0");
+  q.move(-1);
+  assert.equal(q.current.clip_id, "c1");
+});

@@ -1,0 +1,110 @@
+// Is the kernel answering? The events this view sent (labels, skips, undos) that Python has not
+// acknowledged yet, what is known of the kernel, and the words that say so. A label is shown as
+// saved only once Python acknowledged it (after the store committed it); one that gets no reply
+// must never look pending forever. Pure logic, no DOM: time comes from `now()`.
+
+export const STALL_MS = 5000; // no reply for this long: say so and pause the keys
+
+// Kernel states (JupyterLab's Kernel.Status) after which this view's model is gone for good.
+const GONE = {
+  restarting: "the kernel was restarted",
+  autorestarting: "the kernel died and was restarted",
+  dead: "the kernel is gone (shut down or died)",
+  terminating: "the kernel is shutting down",
+};
+
+const plural = (n, word) => `${n} ${word}${n === 1 ? "" : "s"}`;
+
+export class Link {
+  constructor({ now = () => performance.now(), stallMs = STALL_MS } = {}) {
+    this.now = now;
+    this.stallMs = stallMs;
+    this.inFlight = new Map(); // key -> {kind: "label" | "undo", what, since}
+    this.lost = ""; // why this view's kernel or model is gone for good ("" while it may live)
+    this.kernel = ""; // the kernel's last known status ("" when the front end does not say)
+    this.connection = ""; // the kernel connection's last known status
+  }
+
+  /** An event went to Python: kind "label" (a label or skip) or "undo"; `what` names it. */
+  sent(key, kind, what = "") {
+    this.inFlight.set(key, { kind, what, since: this.now() });
+  }
+
+  /** Python answered the event (acknowledged it or reported an error). */
+  answered(key) {
+    this.inFlight.delete(key);
+  }
+
+  /** The kernel or the model is gone for good: this view can no longer save anything. */
+  gone(reason) {
+    if (!this.lost) this.lost = reason;
+  }
+
+  /** Record a kernel status (JupyterLab's names); a restart or death makes this view lost. */
+  kernelStatus(status) {
+    this.kernel = String(status ?? "");
+    if (GONE[this.kernel]) this.gone(GONE[this.kernel]);
+  }
+
+  connectionStatus(status) {
+    this.connection = String(status ?? "");
+  }
+
+  get pending() {
+    return this.inFlight.size;
+  }
+
+  /** Milliseconds the oldest unanswered event has waited (0 when none). */
+  get waitedMs() {
+    let oldest = Infinity;
+    for (const { since } of this.inFlight.values()) oldest = Math.min(oldest, since);
+    return oldest === Infinity ? 0 : this.now() - oldest;
+  }
+
+  /** "ok", "stalled" (no reply for stallMs: maybe busy, maybe gone) or "lost" (gone for good). */
+  get state() {
+    if (this.lost) return "lost";
+    return this.pending > 0 && this.waitedMs >= this.stallMs ? "stalled" : "ok";
+  }
+
+  /** Keys that need the kernel are refused unless the link is ok. */
+  get paused() {
+    return this.state !== "ok";
+  }
+
+  /** What is unconfirmed, in words: "2 labels", "1 undo", "2 labels and 1 undo". */
+  unconfirmed() {
+    let labels = 0;
+    let undos = 0;
+    for (const { kind } of this.inFlight.values()) kind === "undo" ? (undos += 1) : (labels += 1);
+    const parts = [];
+    if (labels) parts.push(plural(labels, "label"));
+    if (undos) parts.push(plural(undos, "undo"));
+    return parts.join(" and ");
+  }
+
+  /** Why there is no reply, as far as this view can tell. */
+  cause() {
+    if (this.connection === "disconnected" || this.connection === "connecting")
+      return "the connection to the Jupyter server is down";
+    if (this.kernel === "busy") return "the kernel is busy (running a cell?)";
+    return "the kernel is busy, restarted or gone";
+  }
+
+  /** The sentence for the status line; `failed`: the last event was refused by Python. */
+  describe({ failed = false } = {}) {
+    const what = this.unconfirmed();
+    const named = [...this.inFlight.values()].map((e) => e.what).filter(Boolean);
+    const list = named.length ? ` (${named.slice(0, 3).join("; ")}${named.length > 3 ? "; …" : ""})` : "";
+    if (this.lost) {
+      const unsaved = what ? `; ${what} not confirmed saved${list}` : "";
+      return `${this.lost}: this view is disconnected and takes no keys${unsaved}. Run the cell again to continue.`;
+    }
+    if (this.state === "stalled") {
+      const s = Math.floor(this.waitedMs / 1000);
+      return `no reply from the kernel for ${s} s: ${what} not confirmed saved — ${this.cause()}; keys paused`;
+    }
+    if (this.pending > 0) return `saving ${this.pending}…`;
+    return failed ? "last label NOT saved" : "all labels saved ✓";
+  }
+}
