@@ -2,40 +2,35 @@
 // this view renders them, captures keys and clicks, and keeps a local queue of clips whose
 // previews are already decoded, so a label shows the next clip at once and goes to Python as a
 // message; Python acknowledges it once the label store has committed it.
+//
+// This module wires the parts together and talks to Python; each concern has its own module in
+// src/: keys (keys, buttons, help), cards, flipbook, player, head, status, link (is the kernel
+// answering?), queue (pages and cursor), clips (previews), rpc (request/response), dom.
+import { DECISION_TEXT, createCards } from "./src/cards.js";
 import { makeItems, releaseItem } from "./src/clips.js";
-import { attr, formatScore, formatSeconds, h, setText } from "./src/dom.js";
+import { formatSeconds, h, setText } from "./src/dom.js";
+import { startFlipbook } from "./src/flipbook.js";
+import { createHead } from "./src/head.js";
+import { acts, actionFor, createKeyViews, isTextField } from "./src/keys.js";
 import { Link } from "./src/link.js";
+import { createPlayer } from "./src/player.js";
 import { Queue } from "./src/queue.js";
 import { createRpc } from "./src/rpc.js";
+import { createStatus } from "./src/status.js";
 
-const ACTIONS = {
-  accept: "Accept: the clip shows the concept",
-  reject: "Reject: the clip does not show it",
-  skip: "Skip: not sure, do not ask again",
-  undo: "Undo the last label or skip",
-  prev: "Previous clip",
-  next: "Next clip",
-  play: "Play the real clip (again: back to the preview)",
-  similar: "More clips like this one (similar feed)",
-  help: "Show or hide this help",
-};
-const DECISION_TEXT = { accept: "positive", reject: "negative", skip: "skipped" };
-const STATE_SUFFIX = { pending: " …", unconfirmed: " (not confirmed yet)", unsaved: " (not confirmed saved)", error: " (not saved)" };
 // Actions that need a live kernel: refused while it does not answer (see src/link.js).
 const NEEDS_KERNEL = new Set(["accept", "reject", "skip", "undo", "play", "similar"]);
-const KEY_NAMES = { " ": "Space", ArrowLeft: "←", ArrowRight: "→", ArrowUp: "↑", ArrowDown: "↓" };
-const FLIP_TICK_MS = 60;
 const STATUS_DELAY_MS = 400; // quiet time after the last label before the quality is refreshed
 const LINK_CHECK_MS = 250; // how often an unanswered event is checked on
-const reducedMotion = () => globalThis.matchMedia?.("(prefers-reduced-motion: reduce)").matches;
 
+/** @type {import("@anywidget/types").Render} */
 function render({ model, el }) {
   const rpc = createRpc(model, { onOther: onOtherView });
   const queue = new Queue({ batchSize: model.get("batch_size"), release: releaseItem });
+  const link = new Link(); // labels/skips/undos sent and not yet acknowledged; is the kernel there?
   let epoch = model.get("_epoch");
   let loading = false; // a "more" request is in flight
   let exhausted = false; // the feed returned nothing new in this epoch
-  const link = new Link(); // labels/skips/undos sent and not yet acknowledged; is the kernel there?
   let lastEventFailed = false;
   let hovered = null; // item under the mouse
   let note = ""; // transient message in the status line
@@ -50,96 +45,32 @@ function render({ model, el }) {
     // JupyterLab and Notebook 7 skip their single-key shortcuts inside this element.
     "data-lm-suppress-shortcuts": "true",
   });
-  const taskName = h("span", { class: "va-task", "data-testid": "task-name" });
-  const queryInput = h("input", {
-    type: "search",
-    class: "va-query-input",
-    "data-testid": "query-input",
-    "aria-label": "Text query (zero-shot search)",
-    placeholder: "describe the clips you want…",
+  const head = createHead(model, { onQuery: query, onHelp: () => toggleHelp() });
+  const keys = createKeyViews({ onAction: act, onClose: () => toggleHelp(false) });
+  const status = createStatus(model, link);
+  const cards = createCards({
+    stateOf: shownState,
+    onClick: (item) => {
+      if (queue.goTo(item.clip_id)) update();
+      root.focus();
+    },
+    onHover: (item, inside) => {
+      if (inside) hovered = item;
+      else if (hovered === item) hovered = null;
+    },
   });
-  const queryButton = h("button", { type: "submit", "data-testid": "query-submit", text: "Search" });
-  const queryReason = h("span", { class: "va-query-reason", "data-testid": "query-reason" });
-  const queryForm = h("form", { class: "va-query", role: "search" }, [queryInput, queryButton, queryReason]);
-  const feedSelect = h("select", { class: "va-feed-select", "data-testid": "feed-select", "aria-label": "Feed" });
-  const feedInfo = h("span", { class: "va-feed-info", "data-testid": "feed-info" });
-  const helpButton = h("button", { type: "button", class: "va-icon", "data-testid": "help-button", "aria-label": "Keyboard shortcuts", text: "?" });
+  const player = createPlayer({ rpc, cardOf: cards.cardOf, showError });
   const errorText = h("span", { "data-testid": "error-text" });
   const errorClose = h("button", { type: "button", class: "va-icon", "aria-label": "Dismiss error", text: "×" });
   const errorBox = h("div", { class: "va-error", role: "alert", "data-testid": "error", hidden: true }, [errorText, errorClose]);
   const grid = h("div", { class: "va-grid", role: "list", "data-testid": "batch", "aria-label": "Clips of the current batch" });
   const empty = h("div", { class: "va-empty", "data-testid": "empty" });
-  const actionBar = h("div", { class: "va-actions", role: "toolbar", "aria-label": "Label actions" });
-  const counters = {};
-  const counter = (name, label) => {
-    counters[name] = h("span", { class: "va-count", "data-testid": `count-${name}` });
-    return h("span", { class: `va-stat va-stat-${name}` }, [counters[name], ` ${label}`]);
-  };
-  const modelVersion = h("span", { "data-testid": "model-version" });
-  const quality = h("span", { class: "va-quality", "data-testid": "quality" });
-  const saved = h("span", { class: "va-saved", "data-testid": "saved-state" });
-  const status = h("div", { class: "va-status", "data-testid": "status", "aria-live": "polite" }, [
-    counter("positives", "positives"),
-    counter("negatives", "negatives"),
-    counter("skipped", "skipped"),
-    h("span", { class: "va-stat" }, ["model v", modelVersion]),
-    quality,
-    saved,
-  ]);
-  const helpList = h("tbody");
-  const helpClose = h("button", { type: "button", class: "va-icon", "aria-label": "Close help", text: "×" });
-  const help = h("div", { class: "va-help", role: "dialog", "aria-label": "Keyboard shortcuts", "data-testid": "help", hidden: true }, [
-    h("div", { class: "va-help-head" }, [h("strong", { text: "Keyboard shortcuts" }), helpClose]),
-    h("table", { class: "va-help-list" }, [helpList]),
-    h("p", { text: "Keys work while the annotator has focus (click it or Tab to it). Esc closes this help or stops a video." }),
-  ]);
-  root.append(
-    h("div", { class: "va-head" }, [taskName, queryForm, h("label", { class: "va-feed" }, ["Feed ", feedSelect]), feedInfo, helpButton]),
-    errorBox,
-    grid,
-    empty,
-    actionBar,
-    status,
-    help,
-  );
+  root.append(head.el, errorBox, grid, empty, keys.actionBar, status.el, keys.help);
   el.append(root);
 
-  // -- keys and buttons -------------------------------------------------------------------
-  const buttons = {};
-  const keyLabel = (keys) => keys.map((k) => KEY_NAMES[k] ?? k).join(" / ");
-  function renderKeys() {
-    const keys = model.get("shortcuts");
-    actionBar.replaceChildren();
-    helpList.replaceChildren();
-    for (const [action, description] of Object.entries(ACTIONS)) {
-      const list = keys[action] ?? [];
-      const hint = keyLabel(list);
-      if (action !== "help") {
-        buttons[action] ??= h("button", { type: "button", class: `va-btn va-btn-${action}`, "data-testid": `action-${action}`, onclick: () => act(action) });
-        const b = buttons[action];
-        b.textContent = "";
-        b.append(action[0].toUpperCase() + action.slice(1), h("kbd", { text: hint }));
-        attr(b, "aria-label", `${description} (${hint})`);
-        attr(b, "aria-keyshortcuts", list.join(" ") || null);
-        actionBar.append(b);
-      }
-      const keysCell = h("td", {}, list.map((k) => h("kbd", { text: KEY_NAMES[k] ?? k })));
-      helpList.append(h("tr", { "data-action": action }, [keysCell, h("td", { text: description })]));
-    }
-  }
-
-  function actionFor(event) {
-    const keys = model.get("shortcuts");
-    for (const [action, list] of Object.entries(keys)) if (list.includes(event.key)) return action;
-    const lower = event.key.length === 1 ? event.key.toLowerCase() : null;
-    for (const [action, list] of Object.entries(keys)) if (lower && list.includes(lower)) return action;
-    return null;
-  }
-
+  // -- keys -------------------------------------------------------------------------------
   function onKeydown(event) {
-    const target = event.target;
-    const typing = target instanceof HTMLInputElement || target instanceof HTMLSelectElement || target instanceof HTMLTextAreaElement;
-    if (typing) {
+    if (isTextField(event.target)) {
       event.stopPropagation(); // typing in the query box must not reach Jupyter
       if (event.key === "Escape") root.focus();
       return;
@@ -148,15 +79,15 @@ function render({ model, el }) {
     if (event.key === "Escape") {
       event.preventDefault();
       event.stopPropagation();
-      if (!help.hidden) toggleHelp(false);
-      else stopVideo(queue.current);
+      if (!keys.help.hidden) toggleHelp(false);
+      else player.stop(queue.current);
       return;
     }
-    const action = actionFor(event);
+    const action = actionFor(event, model.get("shortcuts"));
     if (!action) return;
     event.preventDefault();
     event.stopPropagation();
-    if (!event.repeat || action === "next" || action === "prev") act(action);
+    if (acts(event, action)) act(action);
   }
 
   function act(action) {
@@ -179,12 +110,17 @@ function render({ model, el }) {
         queue.move(-1);
         return update();
       case "play":
-        return togglePlay(queue.current);
+        return player.toggle(queue.current);
       case "similar":
         return similar(queue.current);
       case "help":
         return toggleHelp();
     }
+  }
+
+  function toggleHelp(show = keys.help.hidden) {
+    keys.help.hidden = !show;
+    root.focus();
   }
 
   // -- events sent to Python --------------------------------------------------------------
@@ -227,7 +163,7 @@ function render({ model, el }) {
     if (!item) return update();
     item.state = "pending";
     const seq = ++item.seq;
-    stopVideo(item);
+    player.stop(item);
     const content = decision === "skip" ? { kind: "skip", clip_id: item.clip_id } : { kind: "label", clip_id: item.clip_id, label: decision === "accept" };
     const what = `${DECISION_TEXT[decision]}: ${item.video} ${formatSeconds(item.start_seconds)}`;
     track("label", what, rpc.request(content))
@@ -240,25 +176,27 @@ function render({ model, el }) {
           if (item.seq === seq) item.state = "error";
         },
       )
-      .finally(() => renderCard(item));
+      .finally(() => cards.render(item, item === queue.current));
     topUp();
   }
 
   function undo() {
-    track("undo", "", rpc.request({ kind: "undo" })).then(({ msg, buffers }) => {
-      if (msg.clip_id == null) {
-        note = "nothing to undo";
-        return;
-      }
-      const [fresh] = makeItems(msg.clips, buffers, (id) => !queue.items.has(id));
-      const item = queue.restore(msg.clip_id, fresh);
-      if (item) {
-        item.seq += 1;
-        showUndone(item, msg);
-      }
-      note = "undone";
-      exhausted = false;
-    }, () => {}).finally(update);
+    track("undo", "", rpc.request({ kind: "undo" }))
+      .then(({ msg, buffers }) => {
+        if (msg.clip_id == null) {
+          note = "nothing to undo";
+          return;
+        }
+        const [fresh] = makeItems(msg.clips, buffers, (id) => !queue.items.has(id));
+        const item = queue.restore(msg.clip_id, fresh);
+        if (item) {
+          item.seq += 1;
+          showUndone(item, msg);
+        }
+        note = "undone";
+        exhausted = false;
+      }, () => {})
+      .finally(update);
   }
 
   // An undone clip shows the decision that was undone (Python says which).
@@ -272,18 +210,12 @@ function render({ model, el }) {
     rpc.request({ kind: "similar", clip_id: item.clip_id }).catch(showError);
   }
 
-  function submitQuery(event) {
-    event.preventDefault();
-    const text = queryInput.value.trim();
-    if (!text || link.lost) return;
-    queryButton.disabled = true;
-    rpc
+  function query(text) {
+    if (link.lost) return Promise.resolve();
+    return rpc
       .request({ kind: "query", text })
       .catch(showError)
-      .finally(() => {
-        queryButton.disabled = !model.get("text_search");
-        root.focus();
-      });
+      .finally(() => root.focus());
   }
 
   // Another view of this widget (the same `ann` shown twice, another tab) labelled, skipped or
@@ -293,7 +225,7 @@ function render({ model, el }) {
     const decision = msg.kind === "undone" ? null : msg.label === true ? "accept" : msg.label === false ? "reject" : "skip";
     applyScores(msg.scores);
     const item = queue.decidedElsewhere(String(msg.clip_id), decision);
-    if (item) stopVideo(item);
+    if (item) player.stop(item);
     if (item && !decision) showUndone(item, msg);
     if (!decision) exhausted = false; // Python put the undone clip back in its queue
     update();
@@ -319,14 +251,13 @@ function render({ model, el }) {
         if (msg.epoch !== epoch) return; // a feed change overtook it
         if (msg.clips.length === 0 && asked === epoch) exhausted = true;
         // Cards are built now, so that showing the next page only inserts them.
-        for (const item of queue.add(makeItems(msg.clips, buffers, (id) => queue.accepts(id)))) cardOf(item);
+        for (const item of queue.add(makeItems(msg.clips, buffers, (id) => queue.accepts(id)))) cards.cardOf(item);
       })
       .catch(showError)
       .finally(() => {
         loading = false;
         update();
-        if (!exhausted && asked === epoch) topUp();
-        else if (asked !== epoch) topUp();
+        if (!exhausted || asked !== epoch) topUp();
       });
   }
 
@@ -338,164 +269,28 @@ function render({ model, el }) {
     topUp();
   }
 
-  // -- video ------------------------------------------------------------------------------
-  function togglePlay(item) {
-    if (!item) return;
-    if (item.card?.dataset.playing === "true") return stopVideo(item);
-    if (item.videoUrl) return startVideo(item);
-    item.card && (item.card.dataset.playing = "loading");
-    rpc
-      .request({ kind: "play", clip_id: item.clip_id })
-      .then(({ msg, buffers }) => {
-        if (!item.urls.length && !item.frames.length) return; // released meanwhile
-        item.videoUrl = URL.createObjectURL(new Blob([buffers[0]], { type: msg.mime }));
-        startVideo(item);
-      })
-      .catch((error) => {
-        if (item.card) item.card.dataset.playing = "false";
-        showError(error);
-      });
-  }
-
-  function startVideo(item) {
-    const card = cardOf(item);
-    const media = card.querySelector(".va-media");
-    media.querySelector("video")?.remove();
-    const video = h("video", { src: item.videoUrl, autoplay: true, muted: true, loop: true, playsinline: true, controls: true, "data-testid": "clip-video", "aria-label": `Video of clip ${item.clip_id}` });
-    video.muted = true;
-    media.append(video);
-    card.dataset.playing = "true";
-    video.play?.().catch(() => {});
-  }
-
-  function stopVideo(item) {
-    const card = item?.card;
-    if (!card) return;
-    const video = card.querySelector("video");
-    video?.pause();
-    video?.remove();
-    card.dataset.playing = "false";
-  }
-
   // -- rendering --------------------------------------------------------------------------
-  function cardOf(item) {
-    if (item.card) return item.card;
-    const media = h("div", { class: "va-media" }, item.frames);
-    const caption = h("div", { class: "va-caption" }, [
-      h("span", { class: "va-score", "data-testid": "clip-score" }),
-      h("span", { class: "va-clip-feed", "data-testid": "clip-feed" }),
-      h("span", { class: "va-decision", "data-testid": "clip-decision" }),
-      h("span", { class: "va-where", text: `${item.video} ${formatSeconds(item.start_seconds)}–${formatSeconds(item.end_seconds)}` }),
-    ]);
-    item.card = h(
-      "div",
-      {
-        class: "va-card",
-        role: "listitem",
-        "data-testid": "clip",
-        "data-clip-id": item.clip_id,
-        "aria-label": `Clip ${item.clip_id} of ${item.video}`,
-        onclick: () => {
-          if (queue.goTo(item.clip_id)) update();
-          root.focus();
-        },
-        onmouseenter: () => (hovered = item),
-        onmouseleave: () => {
-          if (hovered === item) hovered = null;
-        },
-      },
-      [media, caption],
-    );
-    return item.card;
-  }
-
   // A pending event is "unconfirmed" while the kernel does not answer, "unsaved" once it is gone.
   function shownState(item) {
     if (item.state !== "pending" || link.state === "ok") return item.state;
     return link.state === "lost" ? "unsaved" : "unconfirmed";
   }
 
-  function decisionText(item, state) {
-    if (item.decision) return DECISION_TEXT[item.decision] + (STATE_SUFFIX[state] ?? "");
-    if (!item.previous) return "";
-    return item.undone ? `undone: ${DECISION_TEXT[item.previous]}` : `was ${DECISION_TEXT[item.previous]}`;
-  }
-
-  function renderCard(item, isCurrent = item === queue.current) {
-    const card = cardOf(item);
-    const state = shownState(item);
-    attr(card, "aria-current", isCurrent ? "true" : null);
-    card.dataset.decision = item.decision ?? "";
-    card.dataset.previous = item.previous ?? "";
-    card.dataset.state = state;
-    setText(card.querySelector(".va-score"), `score ${formatScore(item.score)}`);
-    setText(card.querySelector(".va-clip-feed"), item.feed);
-    setText(card.querySelector(".va-decision"), decisionText(item, state));
-    item.frames.forEach((img, i) => img.classList.toggle("va-on", i === item.frame));
-  }
-
   function renderPage() {
     const items = queue.pageIds.map((id) => queue.items.get(id));
-    const cards = items.map((item) => cardOf(item));
-    if (cards.length !== grid.children.length || cards.some((c, i) => grid.children[i] !== c)) grid.replaceChildren(...cards);
+    const shown = items.map((item) => cards.cardOf(item));
+    if (shown.length !== grid.children.length || shown.some((c, i) => grid.children[i] !== c)) grid.replaceChildren(...shown);
     const current = queue.current;
-    items.forEach((item) => renderCard(item, item === current));
+    items.forEach((item) => cards.render(item, item === current));
     root.dataset.clipId = current?.clip_id ?? "";
     const waiting = link.lost ? "This view is disconnected from its kernel." : loading || !exhausted ? "Loading clips…" : "No more clips in this feed: pick another feed or query.";
     setText(empty, current ? "" : waiting);
     empty.hidden = Boolean(current);
-    for (const action of NEEDS_KERNEL) if (buttons[action]) buttons[action].disabled = link.paused || (!current && action !== "undo");
-    feedSelect.disabled = Boolean(link.lost);
-  }
-
-  function renderHead() {
-    taskName.textContent = model.get("task_name");
-    if (document.activeElement !== queryInput) queryInput.value = model.get("query");
-    const canSearch = model.get("text_search");
-    queryInput.disabled = !canSearch;
-    queryButton.disabled = !canSearch;
-    queryReason.textContent = canSearch ? "" : model.get("text_search_reason");
-    queryReason.hidden = canSearch;
-    const feeds = model.get("_feeds");
-    if (feedSelect.options.length !== feeds.length) feedSelect.replaceChildren(...feeds.map((f) => h("option", { value: f, text: f })));
-    feedSelect.value = model.get("feed");
-    renderFeedInfo();
-    root.dataset.feed = model.get("feed");
-    attr(root, "aria-label", `Annotator for task ${model.get("task_name")}`);
-  }
-
-  function renderFeedInfo() {
-    const auto = model.get("feed") === "auto" ? `auto → ${model.get("auto_choice")}: ${model.get("auto_reason")}` : "";
-    setText(feedInfo, [auto, rankedBy()].filter(Boolean).join(" · "));
-  }
-
-  // What ordered the clips fetched last; a model that has retrained since is named too, as the
-  // clips already loaded keep that order (their scores on the cards are the current model's).
-  function rankedBy() {
-    const source = model.get("feed_source");
-    if (!source) return "";
-    const was = /^model v(\d+)$/.exec(source);
-    const now = model.get("model_version");
-    return was && Number(was[1]) !== now ? `ranked by ${source} (model now v${now})` : `ranked by ${source}`;
-  }
-
-  function renderStatus() {
-    const counts = model.get("counts");
-    for (const name of ["positives", "negatives", "skipped"]) setText(counters[name], String(counts[name] ?? 0));
-    setText(modelVersion, String(model.get("model_version")));
-    const q = model.get("quality");
-    setText(quality, typeof q.ap === "number" ? `CV AP ${q.ap.toFixed(2)} (95% CI ${q.ci_low.toFixed(2)}–${q.ci_high.toFixed(2)})` : "CV AP: not enough labels");
-    attr(quality, "title", q.reason ?? "");
-    attr(quality, "data-n-labels", String((q.n_pos ?? 0) + (q.n_neg ?? 0))); // labels it reflects
-    const state = link.pending > 0 ? "false" : lastEventFailed ? "error" : "true";
-    root.dataset.saved = state;
-    root.dataset.pending = String(link.pending);
-    root.dataset.link = link.state; // "ok" | "stalled" | "lost"
-    root.dataset.lastSaved = model.get("last_saved");
-    saved.dataset.saved = state;
-    saved.dataset.link = link.state;
-    const text = link.describe({ failed: lastEventFailed });
-    setText(saved, note ? `${text} · ${note}` : text);
+    for (const action of NEEDS_KERNEL) {
+      const button = keys.buttons[action];
+      if (button) button.disabled = link.paused || (!current && action !== "undo");
+    }
+    head.disable(Boolean(link.lost));
   }
 
   function renderError() {
@@ -506,7 +301,7 @@ function render({ model, el }) {
 
   function update() {
     renderPage();
-    renderStatus();
+    status.render(root, { note, failed: lastEventFailed });
     // Last, after every write: the layout it forces is then the one the next frame uses.
     queue.current?.card?.scrollIntoView?.({ block: "nearest" });
   }
@@ -519,32 +314,7 @@ function render({ model, el }) {
     }
   }
 
-  function toggleHelp(show = help.hidden) {
-    help.hidden = !show;
-    root.focus();
-  }
-
-  // -- flipbook: the current and the hovered clip play their frames -------------------------
-  // A clip that starts playing shows its current frame for a whole frame time first (every
-  // flip is a frame the browser must render, and a key pressed just after one waits a frame).
-  let playing = new Set();
-  const timer = setInterval(() => {
-    const now = performance.now();
-    const animated = new Set([hovered, reducedMotion() ? null : queue.current].filter(Boolean));
-    for (const item of animated) {
-      if (item.frames.length < 2 || !item.card?.isConnected) {
-        animated.delete(item); // not playing yet: its first frame time starts when it does
-        continue;
-      }
-      if (!playing.has(item)) item.lastFlip = now;
-      const frameMs = Math.min(500, Math.max(120, ((item.end_seconds - item.start_seconds) * 1000) / item.frames.length));
-      if (now - item.lastFlip < frameMs) continue;
-      item.lastFlip = now;
-      item.frame = (item.frame + 1) % item.frames.length;
-      item.frames.forEach((img, i) => img.classList.toggle("va-on", i === item.frame));
-    }
-    playing = animated;
-  }, FLIP_TICK_MS);
+  const stopFlipbook = startFlipbook({ current: () => queue.current, hovered: () => hovered });
 
   // -- is the kernel there? ----------------------------------------------------------------
   // JupyterLab and Notebook 7 say when the kernel restarts: the model's comm is then no longer
@@ -566,13 +336,14 @@ function render({ model, el }) {
     link.gone("the widget was closed in Python");
     checkLink();
   }
-  const kernel = model.widget_manager?.kernel; // not part of anywidget's API: used when there
-  const onKernelStatus = (_, status) => {
-    link.kernelStatus(status);
+  /** @type {any} not part of anywidget's API: used where the front end has it */
+  const kernel = /** @type {any} */ (model.widget_manager)?.kernel;
+  const onKernelStatus = (_, kernelStatus) => {
+    link.kernelStatus(kernelStatus);
     checkLink();
   };
-  const onConnectionStatus = (_, status) => {
-    link.connectionStatus(status);
+  const onConnectionStatus = (_, connectionStatus) => {
+    link.connectionStatus(connectionStatus);
     checkLink();
   };
   if (kernel?.statusChanged?.connect) {
@@ -588,29 +359,23 @@ function render({ model, el }) {
 
   // -- wiring -----------------------------------------------------------------------------
   root.addEventListener("keydown", onKeydown);
-  queryForm.addEventListener("submit", submitQuery);
-  feedSelect.addEventListener("change", () => {
-    model.set("feed", feedSelect.value);
-    model.save_changes();
-  });
-  helpButton.addEventListener("click", () => toggleHelp());
-  helpClose.addEventListener("click", () => toggleHelp(false));
   errorClose.addEventListener("click", () => {
     model.set("error", "");
     model.save_changes();
     errorBox.hidden = true;
   });
+  const renderHead = () => head.render(root);
   model.on("change:task_name change:query change:text_search change:text_search_reason change:feed change:auto_choice change:auto_reason change:feed_source", renderHead);
-  model.on("change:model_version", renderFeedInfo);
-  model.on("change:counts change:model_version change:quality change:last_saved", renderStatus);
+  model.on("change:model_version", head.renderFeedInfo);
+  model.on("change:counts change:model_version change:quality change:last_saved", () => status.render(root, { note, failed: lastEventFailed }));
   model.on("change:error", renderError);
-  model.on("change:shortcuts", renderKeys);
+  model.on("change:shortcuts", () => keys.render(model.get("shortcuts")));
   model.on("change:_epoch", onEpoch);
   model.on("change:_queue", () => queue.retainUpcoming(model.get("_queue")));
   model.on("change:batch_size", () => (queue.batchSize = model.get("batch_size")));
   model.on("change:prefetch", topUp);
 
-  renderKeys();
+  keys.render(model.get("shortcuts"));
   renderHead();
   renderError();
   onCommLive(); // a view of a model restored without its kernel is disconnected from the start
@@ -619,7 +384,7 @@ function render({ model, el }) {
 
   return () => {
     clearTimeout(statusTimer);
-    clearInterval(timer);
+    stopFlipbook();
     clearInterval(linkTimer);
     kernel?.statusChanged?.disconnect?.(onKernelStatus);
     kernel?.connectionStatusChanged?.disconnect?.(onConnectionStatus);

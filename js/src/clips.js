@@ -4,8 +4,11 @@
 /**
  * Items for msg.clips; clip i owns the n_frames buffers after those of clips 0..i-1.
  * Only clips for which wanted(clip_id) holds become items (no Blob URL for the others).
+ * @param {any[]} clips the clips' metadata
+ * @param {DataView<ArrayBuffer>[]} buffers their JPEG frames
+ * @param {(clipId: string) => boolean} [wanted]
  */
-export function makeItems(clips, buffers, wanted = () => true) {
+export function makeItems(clips, buffers, wanted = (_clipId) => true) {
   let offset = 0;
   const items = [];
   for (const meta of clips) {

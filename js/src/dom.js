@@ -14,7 +14,7 @@ export function h(tag, attrs = {}, children = []) {
     else if (key.startsWith("on")) el.addEventListener(key.slice(2), value);
     else el.setAttribute(key, value === true ? "" : String(value));
   }
-  for (const child of [].concat(children)) if (child != null) el.append(child);
+  for (const child of /** @type {any[]} */ ([]).concat(children)) if (child != null) el.append(child);
   return el;
 }
 

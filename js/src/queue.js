@@ -5,14 +5,18 @@
 const KEEP_PAGES = 10; // decided pages kept for going back
 
 export class Queue {
-  constructor({ batchSize = 8, release = () => {} } = {}) {
+  /** @param {{ batchSize?: number, release?: (item: any) => void }} [options] */
+  constructor({ batchSize = 8, release = (_item) => {} } = {}) {
     this.batchSize = batchSize;
     this.release = release;
-    this.items = new Map(); // clip_id -> item
-    this.pages = [[]]; // arrays of clip ids; the last one is the newest
+    /** @type {Map<string, any>} clip_id -> item */
+    this.items = new Map();
+    /** @type {string[][]} arrays of clip ids; the last one is the newest */
+    this.pages = [[]];
     this.page = 0;
     this.cursor = 0;
-    this.upcoming = []; // loaded clip ids not yet on a page
+    /** @type {string[]} loaded clip ids not yet on a page */
+    this.upcoming = [];
   }
 
   get pageIds() {
@@ -238,7 +242,7 @@ export class Queue {
     this.page = this.pages.length - 1;
     this.cursor = fresh.length ? 0 : this.pageIds.length; // past the end: waiting
     while (this.pages.length > KEEP_PAGES) {
-      for (const id of this.pages.shift()) {
+      for (const id of this.pages.shift() ?? []) {
         this.release(this.items.get(id));
         this.items.delete(id);
       }

@@ -14,8 +14,12 @@ function afterNextFrame(send) {
   setTimeout(once, 100);
 }
 
-/** `onOther(msg)` receives the replies to other views of the same widget. */
-export function createRpc(model, { onOther = () => {} } = {}) {
+/**
+ * `onOther(msg)` receives the replies to other views of the same widget.
+ * @param {import("@anywidget/types").AnyModel} model
+ * @param {{ onOther?: (msg: any) => void }} [options]
+ */
+export function createRpc(model, { onOther = (_msg) => {} } = {}) {
   const pending = new Map();
   const prefix = Math.random().toString(36).slice(2, 10);
   let counter = 0;
@@ -29,9 +33,7 @@ export function createRpc(model, { onOther = () => {} } = {}) {
     const { resolve, reject } = pending.get(msg.id);
     pending.delete(msg.id);
     if (msg.kind === "error") {
-      const error = new Error(msg.error);
-      error.request = msg.request;
-      reject(error);
+      reject(Object.assign(new Error(msg.error), { request: msg.request }));
     } else {
       resolve({ msg, buffers: buffers ?? [] });
     }

@@ -1,0 +1,74 @@
+// The widget's head: the task, the text query, the feed selector and what ordered the clips.
+import { attr, h, setText } from "./dom.js";
+
+/**
+ * What ordered the clips fetched last; a model that has retrained since is named too, as the
+ * clips already loaded keep that order (their scores on the cards are the current model's).
+ * @param {string} source e.g. "model v3" ("" when unknown)
+ * @param {number} version the current model's version
+ */
+export function rankedBy(source, version) {
+  if (!source) return "";
+  const was = /^model v(\d+)$/.exec(source);
+  return was && Number(was[1]) !== version ? `ranked by ${source} (model now v${version})` : `ranked by ${source}`;
+}
+
+/**
+ * @param {import("@anywidget/types").AnyModel} model
+ * @param {{ onQuery: (text: string) => Promise<unknown>, onHelp: () => void }} handlers
+ */
+export function createHead(model, { onQuery, onHelp }) {
+  const taskName = h("span", { class: "va-task", "data-testid": "task-name" });
+  const queryInput = /** @type {HTMLInputElement} */ (
+    h("input", { type: "search", class: "va-query-input", "data-testid": "query-input", "aria-label": "Text query (zero-shot search)", placeholder: "describe the clips you want…" })
+  );
+  const queryButton = /** @type {HTMLButtonElement} */ (h("button", { type: "submit", "data-testid": "query-submit", text: "Search" }));
+  const queryReason = h("span", { class: "va-query-reason", "data-testid": "query-reason" });
+  const queryForm = h("form", { class: "va-query", role: "search" }, [queryInput, queryButton, queryReason]);
+  const feedSelect = /** @type {HTMLSelectElement} */ (h("select", { class: "va-feed-select", "data-testid": "feed-select", "aria-label": "Feed" }));
+  const feedInfo = h("span", { class: "va-feed-info", "data-testid": "feed-info" });
+  const helpButton = h("button", { type: "button", class: "va-icon", "data-testid": "help-button", "aria-label": "Keyboard shortcuts", text: "?", onclick: onHelp });
+  const el = h("div", { class: "va-head" }, [taskName, queryForm, h("label", { class: "va-feed" }, ["Feed ", feedSelect]), feedInfo, helpButton]);
+
+  queryForm.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const text = queryInput.value.trim();
+    if (!text) return;
+    queryButton.disabled = true;
+    onQuery(text).finally(() => (queryButton.disabled = !model.get("text_search")));
+  });
+  feedSelect.addEventListener("change", () => {
+    model.set("feed", feedSelect.value);
+    model.save_changes();
+  });
+
+  function renderFeedInfo() {
+    const auto = model.get("feed") === "auto" ? `auto → ${model.get("auto_choice")}: ${model.get("auto_reason")}` : "";
+    setText(feedInfo, [auto, rankedBy(model.get("feed_source"), model.get("model_version"))].filter(Boolean).join(" · "));
+  }
+
+  /** @param {HTMLElement} root */
+  function render(root) {
+    taskName.textContent = model.get("task_name");
+    if (document.activeElement !== queryInput) queryInput.value = model.get("query");
+    const canSearch = model.get("text_search");
+    queryInput.disabled = !canSearch;
+    queryButton.disabled = !canSearch;
+    queryReason.textContent = canSearch ? "" : model.get("text_search_reason");
+    queryReason.hidden = canSearch;
+    const feeds = model.get("_feeds");
+    if (feedSelect.options.length !== feeds.length) feedSelect.replaceChildren(...feeds.map((f) => h("option", { value: f, text: f })));
+    feedSelect.value = model.get("feed");
+    renderFeedInfo();
+    root.dataset.feed = model.get("feed");
+    attr(root, "aria-label", `Annotator for task ${model.get("task_name")}`);
+  }
+
+  /** Nothing in the head reaches Python while `off` (a disconnected view). */
+  function disable(off) {
+    feedSelect.disabled = off;
+    if (off) queryButton.disabled = queryInput.disabled = true;
+  }
+
+  return { el, queryInput, feedSelect, render, renderFeedInfo, disable };
+}

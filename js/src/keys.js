@@ -1,0 +1,87 @@
+// Keys, and the buttons and help that name them. Keys are KeyboardEvent.key values, set from
+// Python (the `shortcuts` trait: action -> keys); every button runs the same action as its key.
+import { attr, h } from "./dom.js";
+
+/** @typedef {Record<string, string[]>} Shortcuts action -> keys */
+
+export const ACTIONS = {
+  accept: "Accept: the clip shows the concept",
+  reject: "Reject: the clip does not show it",
+  skip: "Skip: not sure, do not ask again",
+  undo: "Undo the last label or skip",
+  prev: "Previous clip",
+  next: "Next clip",
+  play: "Play the real clip (again: back to the preview)",
+  similar: "More clips like this one (similar feed)",
+  help: "Show or hide this help",
+};
+/** Actions a held key repeats (the others act once per press). */
+const REPEATING = new Set(["next", "prev"]);
+const KEY_NAMES = { " ": "Space", ArrowLeft: "←", ArrowRight: "→", ArrowUp: "↑", ArrowDown: "↓" };
+
+/** @param {string} key */
+export const keyName = (key) => KEY_NAMES[key] ?? key;
+
+/**
+ * The action a key press means, or null. An exact match wins; a letter also matches its lower
+ * case (Caps Lock).
+ * @param {KeyboardEvent} event
+ * @param {Shortcuts} shortcuts
+ * @returns {string | null}
+ */
+export function actionFor(event, shortcuts) {
+  for (const [action, list] of Object.entries(shortcuts)) if (list.includes(event.key)) return action;
+  const lower = event.key.length === 1 ? event.key.toLowerCase() : null;
+  for (const [action, list] of Object.entries(shortcuts)) if (lower && list.includes(lower)) return action;
+  return null;
+}
+
+/** @param {KeyboardEvent} event @param {string} action */
+export const acts = (event, action) => !event.repeat || REPEATING.has(action);
+
+/** @param {EventTarget | null} target whether keys typed there are text, not actions */
+export function isTextField(target) {
+  return target instanceof HTMLInputElement || target instanceof HTMLSelectElement || target instanceof HTMLTextAreaElement;
+}
+
+/**
+ * The toolbar (one button per action) and the help dialog listing every key.
+ * @param {{ onAction: (action: string) => void, onClose: () => void }} handlers
+ */
+export function createKeyViews({ onAction, onClose }) {
+  /** @type {Record<string, HTMLButtonElement>} */
+  const buttons = {};
+  const actionBar = h("div", { class: "va-actions", role: "toolbar", "aria-label": "Label actions" });
+  const helpList = h("tbody");
+  const helpClose = h("button", { type: "button", class: "va-icon", "aria-label": "Close help", text: "×", onclick: onClose });
+  const help = h("div", { class: "va-help", role: "dialog", "aria-label": "Keyboard shortcuts", "data-testid": "help", hidden: true }, [
+    h("div", { class: "va-help-head" }, [h("strong", { text: "Keyboard shortcuts" }), helpClose]),
+    h("table", { class: "va-help-list" }, [helpList]),
+    h("p", { text: "Keys work while the annotator has focus (click it or Tab to it). Esc closes this help or stops a video." }),
+  ]);
+
+  /** @param {Shortcuts} shortcuts */
+  function render(shortcuts) {
+    actionBar.replaceChildren();
+    helpList.replaceChildren();
+    for (const [action, description] of Object.entries(ACTIONS)) {
+      const list = shortcuts[action] ?? [];
+      const hint = list.map(keyName).join(" / ");
+      if (action !== "help") {
+        buttons[action] ??= /** @type {HTMLButtonElement} */ (
+          h("button", { type: "button", class: `va-btn va-btn-${action}`, "data-testid": `action-${action}`, onclick: () => onAction(action) })
+        );
+        const b = buttons[action];
+        b.textContent = "";
+        b.append(action[0].toUpperCase() + action.slice(1), h("kbd", { text: hint }));
+        attr(b, "aria-label", `${description} (${hint})`);
+        attr(b, "aria-keyshortcuts", list.join(" ") || null);
+        actionBar.append(b);
+      }
+      const keysCell = h("td", {}, list.map((k) => h("kbd", { text: keyName(k) })));
+      helpList.append(h("tr", { "data-action": action }, [keysCell, h("td", { text: description })]));
+    }
+  }
+
+  return { actionBar, help, buttons, render };
+}
