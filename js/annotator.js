@@ -4,22 +4,23 @@
 // message; Python acknowledges it once the label store has committed it.
 //
 // This module wires the parts together and talks to Python; each concern has its own module in
-// src/: keys (keys, buttons, help), cards, flipbook, player, head, status, link (is the kernel
-// answering?), queue (pages and cursor), clips (previews), rpc (request/response), dom.
+// src/: keys (keys, buttons, help), cards and selection, flipbook, player, head, status, link
+// (is the kernel answering?), queue (pages and cursor), clips (previews), rpc, dom.
 import { DECISION_TEXT, createCards } from "./src/cards.js";
 import { makeItems, releaseItem } from "./src/clips.js";
 import { formatSeconds, h, setText } from "./src/dom.js";
 import { startFlipbook } from "./src/flipbook.js";
 import { createHead } from "./src/head.js";
-import { acts, actionFor, createKeyViews, isTextField } from "./src/keys.js";
+import { acts, actionFor, createKeyViews, isTextField, keyName } from "./src/keys.js";
 import { Link } from "./src/link.js";
 import { createPlayer } from "./src/player.js";
 import { Queue } from "./src/queue.js";
 import { createRpc } from "./src/rpc.js";
+import { Selection } from "./src/selection.js";
 import { createStatus } from "./src/status.js";
 
 // Actions that need a live kernel: refused while it does not answer (see src/link.js).
-const NEEDS_KERNEL = new Set(["accept", "reject", "skip", "undo", "play", "similar"]);
+const NEEDS_KERNEL = new Set(["accept", "reject", "accept_page", "reject_page", "skip", "undo", "play", "similar"]);
 const STATUS_DELAY_MS = 400; // quiet time after the last label before the quality is refreshed
 const LINK_CHECK_MS = 250; // how often an unanswered event is checked on
 
@@ -28,6 +29,8 @@ function render({ model, el }) {
   const rpc = createRpc(model, { onOther: onOtherView });
   const queue = new Queue({ batchSize: model.get("batch_size"), release: releaseItem });
   const link = new Link(); // labels/skips/undos sent and not yet acknowledged; is the kernel there?
+  const selection = new Selection(); // cards selected on the current page
+  let selectionPage = null; // the page the selection belongs to
   let epoch = model.get("_epoch");
   let loading = false; // a "more" request is in flight
   let exhausted = false; // the feed returned nothing new in this epoch
@@ -50,8 +53,13 @@ function render({ model, el }) {
   const status = createStatus(model, link);
   const cards = createCards({
     stateOf: shownState,
-    onClick: (item) => {
-      if (queue.goTo(item.clip_id)) update();
+    onClick: (item, event) => {
+      const from = queue.current?.clip_id ?? null;
+      if (event.ctrlKey || event.metaKey) selection.toggle(item.clip_id);
+      else if (event.shiftKey) selection.extendTo(queue.pageIds, item.clip_id, from);
+      else selection.clear();
+      queue.goTo(item.clip_id);
+      update();
       root.focus();
     },
     onHover: (item, inside) => {
@@ -63,7 +71,7 @@ function render({ model, el }) {
   const errorText = h("span", { "data-testid": "error-text" });
   const errorClose = h("button", { type: "button", class: "va-icon", "aria-label": "Dismiss error", text: "×" });
   const errorBox = h("div", { class: "va-error", role: "alert", "data-testid": "error", hidden: true }, [errorText, errorClose]);
-  const grid = h("div", { class: "va-grid", role: "list", "data-testid": "batch", "aria-label": "Clips of the current batch" });
+  const grid = h("div", { class: "va-grid", role: "listbox", "aria-multiselectable": "true", "data-testid": "batch", "aria-label": "Clips of the current page" });
   const empty = h("div", { class: "va-empty", "data-testid": "empty" });
   root.append(head.el, errorBox, grid, empty, keys.actionBar, status.el, keys.help);
   el.append(root);
@@ -80,17 +88,21 @@ function render({ model, el }) {
       event.preventDefault();
       event.stopPropagation();
       if (!keys.help.hidden) toggleHelp(false);
-      else player.stop(queue.current);
+      else if (selection.size) {
+        selection.clear();
+        update();
+      } else player.stop(queue.current);
       return;
     }
     const action = actionFor(event, model.get("shortcuts"));
     if (!action) return;
     event.preventDefault();
     event.stopPropagation();
-    if (acts(event, action)) act(action);
+    if (acts(event, action)) act(action, { extend: event.shiftKey });
   }
 
-  function act(action) {
+  /** Run an action; `extend`: a move also extends the selection (Shift+arrow). */
+  function act(action, { extend = false } = {}) {
     note = "";
     if (NEEDS_KERNEL.has(action) && link.paused) {
       note = `key not taken (${link.state === "lost" ? "disconnected" : "waiting for the kernel"})`;
@@ -99,16 +111,17 @@ function render({ model, el }) {
     switch (action) {
       case "accept":
       case "reject":
+        return selection.size ? decide(action, selection.inOrder(queue.pageIds)) : decide(action);
+      case "accept_page":
+      case "reject_page":
+        return decide(action.replace("_page", ""), queue.undecidedOnPage);
       case "skip":
         return decide(action);
       case "undo":
         return undo();
       case "next":
-        queue.move(+1);
-        return update();
       case "prev":
-        queue.move(-1);
-        return update();
+        return move(action === "next" ? +1 : -1, extend);
       case "play":
         return player.toggle(queue.current);
       case "similar":
@@ -116,6 +129,14 @@ function render({ model, el }) {
       case "help":
         return toggleHelp();
     }
+  }
+
+  function move(delta, extend) {
+    const from = queue.current?.clip_id ?? null;
+    queue.move(delta);
+    const to = queue.current?.clip_id;
+    if (extend && to) selection.extendTo(queue.pageIds, to, from);
+    update();
   }
 
   function toggleHelp(show = keys.help.hidden) {
@@ -126,9 +147,9 @@ function render({ model, el }) {
   // -- events sent to Python --------------------------------------------------------------
   let eventCount = 0;
   /** Follow an event sent to Python (kind "label" or "undo"; `what` names it for the status). */
-  function track(kind, what, promise) {
+  function track(kind, what, promise, clips = 1) {
     const key = ++eventCount;
-    link.sent(key, kind, what);
+    link.sent(key, kind, what, clips);
     update();
     return promise
       .then(
@@ -158,42 +179,52 @@ function render({ model, el }) {
     statusTimer = setTimeout(() => rpc.request({ kind: "status" }).catch(showError), STATUS_DELAY_MS);
   }
 
-  function decide(decision) {
-    const item = queue.decide(decision);
-    if (!item) return update();
-    item.state = "pending";
-    const seq = ++item.seq;
-    player.stop(item);
-    const content = decision === "skip" ? { kind: "skip", clip_id: item.clip_id } : { kind: "label", clip_id: item.clip_id, label: decision === "accept" };
-    const what = `${DECISION_TEXT[decision]}: ${item.video} ${formatSeconds(item.start_seconds)}`;
-    track("label", what, rpc.request(content))
+  /**
+   * Decide the current clip, or every clip of `clipIds` (a page or a selection: one message,
+   * one store transaction, one undo step). The view moves on at once; Python acknowledges it.
+   * @param {string} decision @param {string[] | null} [clipIds]
+   */
+  function decide(decision, clipIds = null) {
+    const items = clipIds ? queue.decideMany(clipIds, decision) : [queue.decide(decision)].filter(Boolean);
+    if (!items.length) return update();
+    selection.clear();
+    const seqs = items.map((item) => {
+      item.state = "pending";
+      player.stop(item);
+      return ++item.seq;
+    });
+    const ids = items.map((item) => item.clip_id);
+    const content = decision === "skip" ? { kind: "skip", clip_id: ids[0] } : { kind: "label", clip_ids: ids, label: decision === "accept" };
+    const [first] = items;
+    const what = `${DECISION_TEXT[decision]}: ${items.length > 1 ? `${items.length} clips` : `${first.video} ${formatSeconds(first.start_seconds)}`}`;
+    const settle = (state) => items.forEach((item, i) => item.seq === seqs[i] && (item.state = state));
+    track("label", what, rpc.request(content), items.length)
       .then(
         ({ msg }) => {
-          if (item.seq === seq) item.state = "saved";
+          settle("saved");
           applyScores(msg.scores);
         },
-        () => {
-          if (item.seq === seq) item.state = "error";
-        },
+        () => settle("error"),
       )
-      .finally(() => cards.render(item, item === queue.current));
+      .finally(update);
     topUp();
   }
 
   function undo() {
     track("undo", "", rpc.request({ kind: "undo" }))
       .then(({ msg, buffers }) => {
-        if (msg.clip_id == null) {
+        if (!msg.clip_ids.length) {
           note = "nothing to undo";
           return;
         }
-        const [fresh] = makeItems(msg.clips, buffers, (id) => !queue.items.has(id));
-        const item = queue.restore(msg.clip_id, fresh);
-        if (item) {
+        selection.clear();
+        const fresh = makeItems(msg.clips, buffers, (id) => !queue.items.has(id));
+        const items = queue.restoreMany(msg.clip_ids, fresh);
+        for (const item of items) {
           item.seq += 1;
           showUndone(item, msg);
         }
-        note = "undone";
+        note = items.length > 1 ? `undone: ${items.length} clips` : "undone";
         exhausted = false;
       }, () => {})
       .finally(update);
@@ -219,15 +250,17 @@ function render({ model, el }) {
   }
 
   // Another view of this widget (the same `ann` shown twice, another tab) labelled, skipped or
-  // undid a clip: Python's replies reach every view, so this one shows the decision too.
+  // undid clips: Python's replies reach every view, so this one shows the decisions too.
   function onOtherView(msg) {
-    if (msg.clip_id == null || !["ack", "undone"].includes(msg.kind)) return;
+    if (!Array.isArray(msg.clip_ids) || !["ack", "undone"].includes(msg.kind)) return;
     const decision = msg.kind === "undone" ? null : msg.label === true ? "accept" : msg.label === false ? "reject" : "skip";
     applyScores(msg.scores);
-    const item = queue.decidedElsewhere(String(msg.clip_id), decision);
-    if (item) player.stop(item);
-    if (item && !decision) showUndone(item, msg);
-    if (!decision) exhausted = false; // Python put the undone clip back in its queue
+    for (const clipId of msg.clip_ids) {
+      const item = queue.decidedElsewhere(String(clipId), decision);
+      if (item) player.stop(item);
+      if (item && !decision) showUndone(item, msg);
+    }
+    if (!decision) exhausted = false; // Python put the undone clips back in its queue
     update();
     topUp();
   }
@@ -280,8 +313,11 @@ function render({ model, el }) {
     const items = queue.pageIds.map((id) => queue.items.get(id));
     const shown = items.map((item) => cards.cardOf(item));
     if (shown.length !== grid.children.length || shown.some((c, i) => grid.children[i] !== c)) grid.replaceChildren(...shown);
+    if (selectionPage !== queue.pageIds) selection.clear(); // a selection belongs to its page
+    selectionPage = queue.pageIds;
     const current = queue.current;
-    items.forEach((item) => cards.render(item, item === current));
+    items.forEach((item) => cards.render(item, item === current, selection.has(item.clip_id)));
+    root.dataset.selected = String(selection.size);
     root.dataset.clipId = current?.clip_id ?? "";
     const waiting = link.lost ? "This view is disconnected from its kernel." : loading || !exhausted ? "Loading clips…" : "No more clips in this feed: pick another feed or query.";
     setText(empty, current ? "" : waiting);
@@ -301,7 +337,9 @@ function render({ model, el }) {
 
   function update() {
     renderPage();
-    status.render(root, { note, failed: lastEventFailed });
+    const sc = model.get("shortcuts");
+    const selected = selection.size ? `${selection.size} selected: ${keyName(sc.accept[0])} / ${keyName(sc.reject[0])} label them, Esc clears` : "";
+    status.render(root, { note: [note, selected].filter(Boolean).join(" · "), failed: lastEventFailed });
     // Last, after every write: the layout it forces is then the one the next frame uses.
     queue.current?.card?.scrollIntoView?.({ block: "nearest" });
   }

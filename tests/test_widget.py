@@ -89,11 +89,11 @@ def test_label_is_acknowledged_after_commit_and_updates_status(lib, tmp_path):
     ann, rec = make_annotator(lib, tmp_path)
     reply, _ = rec.request("more", n=8, have=[])
     ids = [c["clip_id"] for c in reply["clips"]]
-    ack, _ = rec.request("label", clip_id=ids[0], label=True)
+    ack, _ = rec.request("label", clip_ids=[ids[0]], label=True)
     assert ack == {
         "id": ack["id"],
         "kind": "ack",
-        "clip_id": ids[0],
+        "clip_ids": [ids[0]],
         "label": True,
         "scores": ack["scores"],
     }
@@ -102,12 +102,12 @@ def test_label_is_acknowledged_after_commit_and_updates_status(lib, tmp_path):
     assert other.counts()["positives"] == 1
     assert ann.last_saved == ids[0] and ids[0] not in ann._queue
     assert ann.counts == {"positives": 1, "negatives": 0, "skipped": 0}
-    ack, _ = rec.request("label", clip_id=ids[1], label=False)
+    ack, _ = rec.request("label", clip_ids=[ids[1]], label=False)
     assert ann.model_version == ann.task.model_version >= 1
     assert set(ack["scores"]) == set(ann._queue) == set(ids[2:])
     assert all(0.0 <= s <= 1.0 for s in ack["scores"].values())
     for clip_id, label in zip(ids[2:4], (True, False), strict=True):
-        rec.request("label", clip_id=clip_id, label=label)
+        rec.request("label", clip_ids=[clip_id], label=label)
     assert ann.counts == {"positives": 2, "negatives": 2, "skipped": 0}
     stale = ann.quality["n_pos"]  # quality waits for the front end's "status" request
     assert stale < 2
@@ -128,12 +128,38 @@ def test_skip_and_undo_round_trip(lib, tmp_path):
     assert ack["kind"] == "ack" and ack["label"] is None
     assert ann.counts["skipped"] == 1 and ids[0] not in ann._queue
     undone, buffers = rec.request("undo")
-    assert undone["kind"] == "undone" and undone["clip_id"] == ids[0]
+    assert undone["kind"] == "undone" and undone["clip_ids"] == [ids[0]]
     assert [c["clip_id"] for c in undone["clips"]] == [ids[0]]
     assert buffers == lib.thumbnails(ids[0])
     assert ann._queue[0] == ids[0] and ann.counts["skipped"] == 0
     nothing, buffers = rec.request("undo")
-    assert nothing["clip_id"] is None and nothing["clips"] == [] and buffers == []
+    assert nothing["clip_ids"] == [] and nothing["clips"] == [] and buffers == []
+
+
+def test_a_page_is_one_action_one_transaction_one_undo(lib, tmp_path):
+    ann, rec = make_annotator(lib, tmp_path)
+    reply, _ = rec.request("more", n=8, have=[])
+    ids = [c["clip_id"] for c in reply["clips"]]
+    rec.request("label", clip_ids=ids[:1], label=False)
+    seen: list[tuple[str, bool | None]] = []
+    ann.on_label(lambda clip_id, label: seen.append((clip_id, label)))
+    ack, _ = rec.request("label", clip_ids=ids[1:], label=True)  # Shift+A on the rest
+    assert ack["kind"] == "ack" and ack["clip_ids"] == ids[1:] and ack["label"] is True
+    assert seen == [(c, True) for c in ids[1:]] and ann.last_saved == ids[-1]
+    assert ann.counts == {"positives": 7, "negatives": 1, "skipped": 0}
+    history = ann.task.store.history("ball")
+    page = history[history["clip_id"].isin(ids[1:])]
+    assert page["action"].nunique() == 1 and page["action"].notna().all()  # one action
+    assert set(page["feed"]) == {reply["clips"][1]["feed"]}  # each clip's own feed
+    undone, buffers = rec.request("undo")  # one step undoes the whole page
+    assert undone["clip_ids"] == ids[1:]
+    assert [c["clip_id"] for c in undone["clips"]] == ids[1:]
+    assert [c["previous"] for c in undone["clips"]] == ["accept"] * 7
+    assert len(buffers) == sum(c["n_frames"] for c in undone["clips"])
+    assert ann.counts == {"positives": 0, "negatives": 1, "skipped": 0}
+    assert ann._queue[:7] == ids[1:]
+    again, _ = rec.request("undo")
+    assert again["clip_ids"] == ids[:1] and ann.task.counts()["negatives"] == 0
 
 
 def test_review_and_undo_clips_carry_the_decision_given_before(lib, tmp_path):
@@ -143,28 +169,28 @@ def test_review_and_undo_clips_carry_the_decision_given_before(lib, tmp_path):
     ids = [c["clip_id"] for c in reply["clips"]]
     given = dict(zip(ids, [True, False, True, False], strict=True))
     for clip_id, label in given.items():
-        rec.request("label", clip_id=clip_id, label=label)
+        rec.request("label", clip_ids=[clip_id], label=label)
     ann.feed = "review"  # the view still holds these clips, decided
     reply, _ = rec.request("more", n=8, have=ids)
     assert {c["clip_id"]: c["previous"] for c in reply["clips"]} == {
         c: "accept" if label else "reject" for c, label in given.items()
     }
-    rec.request("label", clip_id=ids[0], label=False)  # a mistake corrected in review
+    rec.request("label", clip_ids=[ids[0]], label=False)  # a mistake corrected in review
     other = next(c for c in lib.clips["clip_id"] if c not in given)
     rec.request("skip", clip_id=other)
     for undone, was in [(other, "skip"), (ids[0], "reject")]:
         reply, _ = rec.request("undo")
-        assert reply["clip_id"] == undone and [c["previous"] for c in reply["clips"]] == [was]
+        assert reply["clip_ids"] == [undone] and [c["previous"] for c in reply["clips"]] == [was]
     assert ann.task.labels().set_index("clip_id")["label"].to_dict() == given
 
 
 def test_errors_are_sent_back_with_the_request_id_and_shown(lib, tmp_path):
     ann, rec = make_annotator(lib, tmp_path)
-    reply, _ = rec.request("label", clip_id="no-such-clip", label=True)
+    reply, _ = rec.request("label", clip_ids=["no-such-clip"], label=True)
     assert reply["kind"] == "error" and reply["request"] == "label"
     assert "unknown clip id" in reply["error"] and ann.error == reply["error"]
     clip_id = lib.clips["clip_id"].iat[0]
-    reply, _ = rec.request("label", clip_id=clip_id, label="yes")
+    reply, _ = rec.request("label", clip_ids=[clip_id], label="yes")
     assert reply["kind"] == "error" and "must be true or false" in reply["error"]
     assert ann.task.counts()["positives"] == 0  # nothing was written
     reply, _ = rec.request("frobnicate")
@@ -181,10 +207,14 @@ def test_errors_are_sent_back_with_the_request_id_and_shown(lib, tmp_path):
         ("more", {"have": [None]}, "have must be a clip id"),
         ("previews", {"clip_ids": ["x" * 300]}, "clip_ids must be a clip id"),
         ("previews", {}, "clip_ids must be a list"),
-        ("label", {"label": True}, "clip_id must be a clip id (a non-empty string"),
-        ("label", {"clip_id": 3, "label": True}, "got 3"),
-        ("label", {"clip_id": "c", "label": 1}, "label must be true or false, got 1"),
+        ("label", {"label": True}, "clip_ids must be a list of at most 64 clip ids, got None"),
+        ("label", {"clip_ids": [3], "label": True}, "clip_ids must be a clip id (a non-empty"),
+        ("label", {"clip_ids": ["c"], "label": 1}, "label must be true or false, got 1"),
+        ("label", {"clip_ids": [], "label": True}, "clip_ids must name 1 to 64 different clips"),
+        ("label", {"clip_ids": ["c", "c"], "label": True}, "must name 1 to 64 different clips"),
+        ("label", {"clip_ids": ["c"] * 65, "label": True}, "at most 64 clip ids"),
         ("skip", {"clip_id": ["a"]}, "clip_id must be a clip id"),
+        ("skip", {"clip_ids": ["a"]}, "clip_id must be a clip id"),
         ("play", {"clip_id": {"a": 1}}, "clip_id must be a clip id"),
         ("query", {"text": 5}, "text must be a string"),
         ("query", {"text": "x" * 5000}, "text must be a string of at most 2000 characters"),
@@ -302,7 +332,7 @@ def test_on_label_callbacks_and_their_errors(lib, tmp_path):
     ann.on_label(record)
     ann.on_label(broken)
     ids = lib.clips["clip_id"].tolist()
-    ack, _ = rec.request("label", clip_id=ids[0], label=True)
+    ack, _ = rec.request("label", clip_ids=[ids[0]], label=True)
     assert ack["kind"] == "ack"  # the label was saved even though a callback failed
     assert seen == [(ids[0], True)]
     assert "broken" in ann.error and "RuntimeError: my callback broke" in ann.error
@@ -315,8 +345,8 @@ def test_on_label_callbacks_and_their_errors(lib, tmp_path):
 def test_a_new_widget_resumes_from_the_store(lib, tmp_path):
     _, rec = make_annotator(lib, tmp_path)
     ids = lib.clips["clip_id"].tolist()
-    rec.request("label", clip_id=ids[0], label=True)
-    rec.request("label", clip_id=ids[1], label=False)
+    rec.request("label", clip_ids=[ids[0]], label=True)
+    rec.request("label", clip_ids=[ids[1]], label=False)
     rec.request("skip", clip_id=ids[2])
     again, rec2 = make_annotator(lib, tmp_path)  # re-running the cell after a kernel restart
     assert again.counts == {"positives": 1, "negatives": 1, "skipped": 1}
@@ -379,7 +409,7 @@ def test_plot_shows_learning_curve_scores_and_feeds(lib, tmp_path):
     reply, _ = rec.request("more", n=8, have=[])
     truth = np.arange(len(reply["clips"])) % 2 == 0
     for clip, label in zip(reply["clips"], truth, strict=True):
-        rec.request("label", clip_id=clip["clip_id"], label=bool(label))
+        rec.request("label", clip_ids=[clip["clip_id"]], label=bool(label))
     curve = learning_curve(ann.task, points=4)
     assert curve["n_labels"].tolist()[-1] == 8
     assert curve["ap"].notna().iloc[-1] and curve["ap"].isna().iloc[0]

@@ -1,5 +1,6 @@
-// One card per clip: its frames, score, feed and decision, and whether it is the current clip.
-// A card is built once, when its clip arrives, so that showing a page only inserts cards.
+// One card per clip: its frames, score, feed and decision, whether it is the current clip and
+// whether it is selected. A card is built once, when its clip arrives, so that showing a page
+// only inserts cards.
 import { showFrame } from "./flipbook.js";
 import { attr, formatScore, formatSeconds, h, setText } from "./dom.js";
 
@@ -19,7 +20,7 @@ export function decisionText(item, state) {
 }
 
 /**
- * @param {{ stateOf: (item: any) => string, onClick: (item: any) => void,
+ * @param {{ stateOf: (item: any) => string, onClick: (item: any, event: MouseEvent) => void,
  *           onHover: (item: any, inside: boolean) => void }} handlers
  */
 export function createCards({ stateOf, onClick, onHover }) {
@@ -37,11 +38,11 @@ export function createCards({ stateOf, onClick, onHover }) {
       "div",
       {
         class: "va-card",
-        role: "listitem",
+        role: "option",
         "data-testid": "clip",
         "data-clip-id": item.clip_id,
         "aria-label": `Clip ${item.clip_id} of ${item.video}`,
-        onclick: () => onClick(item),
+        onclick: (/** @type {MouseEvent} */ event) => onClick(item, event),
         onmouseenter: () => onHover(item, true),
         onmouseleave: () => onHover(item, false),
       },
@@ -51,10 +52,11 @@ export function createCards({ stateOf, onClick, onHover }) {
   }
 
   /** Write the item's state into its card (text only where it changed). */
-  function render(item, isCurrent) {
+  function render(item, isCurrent, isSelected = false) {
     const card = cardOf(item);
     const state = stateOf(item);
     attr(card, "aria-current", isCurrent ? "true" : null);
+    attr(card, "aria-selected", isSelected ? "true" : "false");
     card.dataset.decision = item.decision ?? "";
     card.dataset.previous = item.previous ?? "";
     card.dataset.state = state;

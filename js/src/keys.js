@@ -5,16 +5,19 @@ import { attr, h } from "./dom.js";
 /** @typedef {Record<string, string[]>} Shortcuts action -> keys */
 
 export const ACTIONS = {
-  accept: "Accept: the clip shows the concept",
-  reject: "Reject: the clip does not show it",
+  accept: "Accept: the clip (or every selected clip) shows the concept",
+  reject: "Reject: the clip (or every selected clip) does not show it",
+  accept_page: "Accept every undecided clip on this page",
+  reject_page: "Reject every undecided clip on this page",
   skip: "Skip: not sure, do not ask again",
-  undo: "Undo the last label or skip",
-  prev: "Previous clip",
-  next: "Next clip",
+  undo: "Undo the last action (a label, a skip or a whole page)",
+  prev: "Previous clip (with Shift: select from here)",
+  next: "Next clip (with Shift: select from here)",
   play: "Play the real clip (again: back to the preview)",
   similar: "More clips like this one (similar feed)",
   help: "Show or hide this help",
 };
+const BUTTON_TEXT = { accept_page: "Page yes", reject_page: "Page no" };
 /** Actions a held key repeats (the others act once per press). */
 const REPEATING = new Set(["next", "prev"]);
 const KEY_NAMES = { " ": "Space", ArrowLeft: "←", ArrowRight: "→", ArrowUp: "↑", ArrowDown: "↓" };
@@ -24,14 +27,15 @@ export const keyName = (key) => KEY_NAMES[key] ?? key;
 
 /**
  * The action a key press means, or null. An exact match wins; a letter also matches its lower
- * case (Caps Lock).
+ * case. Caps Lock types "A" without Shift: that is "a", never Shift+A (a whole page).
  * @param {KeyboardEvent} event
  * @param {Shortcuts} shortcuts
  * @returns {string | null}
  */
 export function actionFor(event, shortcuts) {
-  for (const [action, list] of Object.entries(shortcuts)) if (list.includes(event.key)) return action;
-  const lower = event.key.length === 1 ? event.key.toLowerCase() : null;
+  const key = event.key.length === 1 && !event.shiftKey ? event.key.toLowerCase() : event.key;
+  for (const [action, list] of Object.entries(shortcuts)) if (list.includes(key)) return action;
+  const lower = key.length === 1 ? key.toLowerCase() : null;
   for (const [action, list] of Object.entries(shortcuts)) if (lower && list.includes(lower)) return action;
   return null;
 }
@@ -57,7 +61,12 @@ export function createKeyViews({ onAction, onClose }) {
   const help = h("div", { class: "va-help", role: "dialog", "aria-label": "Keyboard shortcuts", "data-testid": "help", hidden: true }, [
     h("div", { class: "va-help-head" }, [h("strong", { text: "Keyboard shortcuts" }), helpClose]),
     h("table", { class: "va-help-list" }, [helpList]),
-    h("p", { text: "Keys work while the annotator has focus (click it or Tab to it). Esc closes this help or stops a video." }),
+    h("p", {
+      text:
+        "Keys work while the annotator has focus (click it or Tab to it). Click a card to make it current; " +
+        "Shift+click or Shift+arrow selects a range, Ctrl+click adds or removes a card; the label keys then " +
+        "label the selection. Esc closes this help, clears the selection or stops a video.",
+    }),
   ]);
 
   /** @param {Shortcuts} shortcuts */
@@ -73,7 +82,7 @@ export function createKeyViews({ onAction, onClose }) {
         );
         const b = buttons[action];
         b.textContent = "";
-        b.append(action[0].toUpperCase() + action.slice(1), h("kbd", { text: hint }));
+        b.append(BUTTON_TEXT[action] ?? action[0].toUpperCase() + action.slice(1), h("kbd", { text: hint }));
         attr(b, "aria-label", `${description} (${hint})`);
         attr(b, "aria-keyshortcuts", list.join(" ") || null);
         actionBar.append(b);

@@ -19,15 +19,18 @@ export class Link {
   constructor({ now = () => performance.now(), stallMs = STALL_MS } = {}) {
     this.now = now;
     this.stallMs = stallMs;
-    this.inFlight = new Map(); // key -> {kind: "label" | "undo", what, since}
+    this.inFlight = new Map(); // key -> {kind: "label" | "undo", what, clips, since}
     this.lost = ""; // why this view's kernel or model is gone for good ("" while it may live)
     this.kernel = ""; // the kernel's last known status ("" when the front end does not say)
     this.connection = ""; // the kernel connection's last known status
   }
 
-  /** An event went to Python: kind "label" (a label or skip) or "undo"; `what` names it. */
-  sent(key, kind, what = "") {
-    this.inFlight.set(key, { kind, what, since: this.now() });
+  /**
+   * An event went to Python: kind "label" (labels or a skip; `clips` of them, one action) or
+   * "undo"; `what` names it for the status line.
+   */
+  sent(key, kind, what = "", clips = 1) {
+    this.inFlight.set(key, { kind, what, clips, since: this.now() });
   }
 
   /** Python answered the event (acknowledged it or reported an error). */
@@ -50,8 +53,16 @@ export class Link {
     this.connection = String(status ?? "");
   }
 
+  /** Events not answered yet. */
   get pending() {
     return this.inFlight.size;
+  }
+
+  /** Clips whose label is not confirmed yet (a page label counts every clip). */
+  get clips() {
+    let n = 0;
+    for (const { kind, clips } of this.inFlight.values()) if (kind !== "undo") n += clips;
+    return n;
   }
 
   /** Milliseconds the oldest unanswered event has waited (0 when none). */
@@ -72,14 +83,18 @@ export class Link {
     return this.state !== "ok";
   }
 
+  /** Undos not answered yet. */
+  get undos() {
+    let n = 0;
+    for (const { kind } of this.inFlight.values()) if (kind === "undo") n += 1;
+    return n;
+  }
+
   /** What is unconfirmed, in words: "2 labels", "1 undo", "2 labels and 1 undo". */
   unconfirmed() {
-    let labels = 0;
-    let undos = 0;
-    for (const { kind } of this.inFlight.values()) kind === "undo" ? (undos += 1) : (labels += 1);
     const parts = [];
-    if (labels) parts.push(plural(labels, "label"));
-    if (undos) parts.push(plural(undos, "undo"));
+    if (this.clips) parts.push(plural(this.clips, "label"));
+    if (this.undos) parts.push(plural(this.undos, "undo"));
     return parts.join(" and ");
   }
 
@@ -104,7 +119,7 @@ export class Link {
       const s = Math.floor(this.waitedMs / 1000);
       return `no reply from the kernel for ${s} s: ${what} not confirmed saved — ${this.cause()}; keys paused`;
     }
-    if (this.pending > 0) return `saving ${this.pending}…`;
+    if (this.pending > 0) return `saving ${this.clips + this.undos}…`;
     return failed ? "last label NOT saved" : "all labels saved ✓";
   }
 }

@@ -77,6 +77,23 @@ export class Queue {
   }
 
   /**
+   * Record one decision for several clips held here (a page or a selection, one action); the
+   * cursor moves on if the current clip is among them. Returns the decided items.
+   * @param {string[]} clipIds @param {string} decision
+   */
+  decideMany(clipIds, decision) {
+    const items = clipIds.map((id) => this.items.get(id)).filter(Boolean);
+    for (const item of items) item.decision = decision;
+    if (!this.current || this.current.decision) this._advance();
+    return items;
+  }
+
+  /** The undecided clips of the current page. */
+  get undecidedOnPage() {
+    return this.pageIds.filter((id) => !this.items.get(id).decision);
+  }
+
+  /**
    * Another view of this widget decided clipId (decision null: undid it). Record it on the
    * clip if this view shows it; a current clip decided elsewhere is passed as after a decision
    * here, and an undone one becomes current when this view has none. A clip whose own event
@@ -148,6 +165,23 @@ export class Queue {
     current.decision = null;
     current.state = "new";
     return current;
+  }
+
+  /**
+   * Several clips undone together (one action): each undecided again, the first one current.
+   * `fresh` has items for clips this view does not hold. Returns the restored items.
+   * @param {string[]} clipIds @param {any[]} fresh
+   */
+  restoreMany(clipIds, fresh = []) {
+    const byId = new Map(fresh.map((item) => [item.clip_id, item]));
+    const restored = [];
+    for (const id of clipIds) {
+      if (restored.length && !this.items.has(id)) this.cursor += 1; // beside the one before
+      const item = this.restore(id, byId.get(id));
+      if (item) restored.push(item);
+    }
+    if (restored.length) this.goTo(restored[0].clip_id);
+    return restored;
   }
 
   /** Drop every undecided clip (a new feed or query replaces them). */

@@ -80,3 +80,13 @@ test("a restarted or dead kernel loses the view for good, naming what is not con
     assert.equal(other.state, "lost", status);
   }
 });
+
+test("a page labelled with one key counts every clip it labels", () => {
+  const { link, advance } = clocked();
+  link.sent(1, "label", "positive: 8 clips", 8);
+  link.sent(2, "undo");
+  assert.equal(link.pending, 2);
+  assert.equal(link.describe(), "saving 9…");
+  advance(STALL_MS);
+  assert.match(link.describe(), /: 8 labels and 1 undo not confirmed saved/);
+});

@@ -147,3 +147,36 @@ test("a page emptied by clips served again is not left to land on", () => {
   q.move(-1);
   assert.equal(q.current.clip_id, "c1");
 });
+
+test("a page labelled with one key: every undecided clip decided, the next page opened", () => {
+  const { q } = queueOf(7);
+  q.decide("reject"); // c0
+  assert.deepEqual(q.undecidedOnPage, ["c1", "c2"]);
+  const items = q.decideMany(q.undecidedOnPage, "accept");
+  assert.deepEqual(items.map((i) => i.clip_id), ["c1", "c2"]);
+  assert.equal(q.items.get("c0").decision, "reject"); // decided before: left alone
+  assert.deepEqual(q.pageIds, ["c3", "c4", "c5"]);
+  assert.equal(q.current.clip_id, "c3");
+});
+
+test("a selection without the current clip leaves the cursor where it is", () => {
+  const { q } = queueOf(3);
+  q.decideMany(["c1", "c2"], "reject");
+  assert.equal(q.current.clip_id, "c0");
+  q.decideMany(["c0", "nope"], "accept"); // the current one too: move on (none left: wait)
+  assert.equal(q.current, null);
+});
+
+test("an action of several clips undone whole: all open again, the first current", () => {
+  const { q } = queueOf(7);
+  q.decideMany(q.undecidedOnPage, "accept"); // c0..c2
+  q.decide("reject"); // c3
+  const [older] = items("older");
+  const restored = q.restoreMany(["c0", "c1", "older"], [older]);
+  assert.deepEqual(restored.map((i) => i.clip_id), ["c0", "c1", "older"]);
+  assert.ok(restored.every((i) => i.decision === null && i.state === "new"));
+  assert.equal(q.current.clip_id, "c0");
+  assert.deepEqual(q.pageIds, ["c0", "c1", "older", "c2"]);
+  assert.equal(q.items.get("c2").decision, "accept"); // not part of that action
+  assert.deepEqual(q.restoreMany([]), []);
+});

@@ -153,9 +153,11 @@ class Task:
         *,
         feed: str | None = None,
         propensities: list[float | None] | None = None,
+        feeds: list[str | None] | None = None,
     ) -> None:
         """Give every clip of ``clip_ids`` the same ``label`` as ONE action (one transaction;
-        one :meth:`undo` undoes it whole), then retrain."""
+        one :meth:`undo` undoes it whole), then retrain. ``feeds``: the feed of each clip,
+        where they differ (a page of the auto feed); otherwise ``feed`` for all."""
         if not isinstance(label, (bool, np.bool_)):
             raise TypeError(
                 f"label for {clip_ids!r} must be True or False, got {label!r} "
@@ -164,15 +166,17 @@ class Task:
         self._check_ids(clip_ids)
         if propensities is None:
             propensities = [None] * len(clip_ids)
-        if len(propensities) != len(clip_ids):
-            raise ValueError(
-                f"propensities must have one entry per clip ({len(clip_ids)}), "
-                f"got {len(propensities)}"
-            )
+        if feeds is None:
+            feeds = [feed] * len(clip_ids)
+        for name, values in (("propensities", propensities), ("feeds", feeds)):
+            if len(values) != len(clip_ids):
+                raise ValueError(
+                    f"{name} must have one entry per clip ({len(clip_ids)}), got {len(values)}"
+                )
         self._write(
             [
-                Decision(c, "label", bool(label), feed or self.last_feed, self.model_version, p)
-                for c, p in zip(clip_ids, propensities, strict=True)
+                Decision(c, "label", bool(label), f or self.last_feed, self.model_version, p)
+                for c, p, f in zip(clip_ids, propensities, feeds, strict=True)
             ]
         )
 

@@ -11,9 +11,9 @@ front end -> Python                            Python -> front end
 =============================================  ====================================================
 ``{kind: "more", id, n, have: [clip ids]}``    ``{kind: "clips", id, epoch, clips: [meta]}`` + frames
 ``{kind: "previews", id, clip_ids}``           ``{kind: "clips", id, epoch, clips: [meta]}`` + frames
-``{kind: "label", id, clip_id, label: bool}``  ``{kind: "ack", id, clip_id, label, scores}`` (after commit)
-``{kind: "skip", id, clip_id}``                ``{kind: "ack", id, clip_id, label: null, scores}``
-``{kind: "undo", id}``                         ``{kind: "undone", id, clip_id, clips: [meta]}`` + frames
+``{kind: "label", id, clip_ids, label: bool}``  ``{kind: "ack", id, clip_ids, label, scores}`` (after commit)
+``{kind: "skip", id, clip_id}``                ``{kind: "ack", id, clip_ids: [id], label: null, scores}``
+``{kind: "undo", id}``                         ``{kind: "undone", id, clip_ids, clips: [meta]}`` + frames
 ``{kind: "play", id, clip_id}``                ``{kind: "video", id, clip_id, mime}`` + [MP4 bytes]
 ``{kind: "query", id, text}``                  ``{kind: "ack", id}``
 ``{kind: "similar", id, clip_id}``             ``{kind: "ack", id}``
@@ -26,13 +26,16 @@ a bad one gets an ``error`` reply naming it. A view counts its label, skip and u
 until they are acknowledged: with no reply for 5 s, or once its kernel restarted, it says so,
 refuses keys that need the kernel and shows which labels it cannot confirm (``js/src/link.js``).
 
+A ``label`` message with several clips (a page, a selection) is ONE action: one store
+transaction, one undo step (``undone`` then names every clip of it).
+
 Label events update the counts at once; the quality estimate (cross-validated AP, ~0.1 s) is
 refreshed on ``status``, which the front end sends once labelling pauses for 0.4 s, so a fast
 annotator never waits for it.
 
 Replies reach every view of the widget (the same ``ann`` shown twice, another browser tab): a
-view ignores other views' replies except the ``ack`` of a label or skip and the ``undone`` of a
-clip it shows, which it applies, so all views show the same decisions.
+view ignores other views' replies except the ``ack`` of labels or a skip and the ``undone`` of
+clips it shows, which it applies, so all views show the same decisions.
 
 ``meta`` is ``{clip_id, video, start_seconds, end_seconds, score, feed, n_frames, previous}``
 (``previous``: the decision the clip had, "accept"/"reject", e.g. in the review feed, or the
@@ -45,6 +48,7 @@ from __future__ import annotations
 
 import traceback
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -71,6 +75,8 @@ BUILD_COMMAND = "cd js && npm ci && npm run build"
 DEFAULT_KEYS: dict[str, list[str]] = {
     "accept": ["a"],
     "reject": ["x"],
+    "accept_page": ["A"],
+    "reject_page": ["X"],
     "skip": [" "],
     "undo": ["Backspace"],
     "next": ["ArrowRight", "ArrowDown", "j"],
@@ -180,7 +186,7 @@ class Annotator(anywidget.AnyWidget):
         type(self)._ensure_front_end()
         self._task = _resolve_task(library, task, query=query, store=store, annotator=annotator)
         self._label_callbacks = CallbackDispatcher()
-        self._served_feed: dict[str, str] = {}  # clip id -> the feed that served it
+        self._origin: dict[str, Origin] = {}  # clip id -> how it was served (feed, ...)
         self._served: set[str] = set()  # clip ids served in this epoch
         embedder = self._task.library.embedder
         kwargs.setdefault("shortcuts", {})
@@ -307,17 +313,19 @@ class Annotator(anywidget.AnyWidget):
         kind: str,
         clip_ids: list[str],
         previous: Mapping[str, str] | None = None,
-        **extra: Any,
+        extra: Mapping[str, Any] | None = None,
     ) -> None:
         """Reply with the clips' metadata and frames; ``previous`` overrides the decision each
         clip is shown with (default: its current label, e.g. in the review feed)."""
         scores = self._task.scores_of(clip_ids)
-        feeds = [self._served_feed.get(c, "") for c in clip_ids]
+        feeds = [(self._origin[c].feed if c in self._origin else None) or "" for c in clip_ids]
         meta, buffers = pack_clips(self._task.library, clip_ids, scores, feeds)
         before = {**self._current_decisions(clip_ids), **(previous or {})}
         for m in meta:
             m["previous"] = before.get(m["clip_id"])
-        self._reply(rid, {"kind": kind, "epoch": self._epoch, "clips": meta, **extra}, buffers)
+        self._reply(
+            rid, {"kind": kind, "epoch": self._epoch, "clips": meta, **(extra or {})}, buffers
+        )
 
     def _current_decisions(self, clip_ids: list[str]) -> dict[str, str]:
         """The current label of each labelled clip among ``clip_ids``: "accept" or "reject"."""
@@ -342,7 +350,7 @@ class Annotator(anywidget.AnyWidget):
             fresh = [c for c in asked if c not in self._served][:missing]
             feed = self._task.last_feed or self.feed
             for c in fresh:
-                self._served_feed[c] = feed
+                self._origin[c] = Origin(feed)
             self._served.update(fresh)
             out += fresh
             with self.hold_sync():
@@ -354,45 +362,59 @@ class Annotator(anywidget.AnyWidget):
         self._send_clips(rid, "clips", msgs.clip_ids(content, "clip_ids", max_n=_MAX_BATCH))
 
     def _on_label(self, rid: Any, content: dict[str, Any]) -> None:
-        clip_id, label = msgs.clip_id(content), msgs.boolean(content, "label")
-        self._task.label(clip_id, label, feed=self._served_feed.get(clip_id))
-        self._after_event(rid, clip_id, label)
+        """One clip, or several (a page, a selection) as ONE action: one transaction, one undo."""
+        clip_ids = msgs.clip_ids(content, "clip_ids", max_n=_MAX_BATCH)
+        label = msgs.boolean(content, "label")
+        if not clip_ids or len(set(clip_ids)) != len(clip_ids):
+            raise MessageError(
+                f"clip_ids must name 1 to {_MAX_BATCH} different clips, got {clip_ids}"
+            )
+        origins = [self._origin.get(c, Origin(None)) for c in clip_ids]
+        self._task.label_many(
+            clip_ids,
+            label,
+            feeds=[o.feed for o in origins],
+            propensities=[o.propensity for o in origins],
+        )
+        self._after_event(rid, clip_ids, label)
 
     def _on_skip(self, rid: Any, content: dict[str, Any]) -> None:
         clip_id = msgs.clip_id(content)
-        self._task.skip(clip_id, feed=self._served_feed.get(clip_id))
-        self._after_event(rid, clip_id, None)
+        self._task.skip(clip_id, feed=self._origin.get(clip_id, Origin(None)).feed)
+        self._after_event(rid, [clip_id], None)
 
-    def _after_event(self, rid: Any, clip_id: str, label: bool | None) -> None:
-        """Acknowledge a committed label event, then refresh status and run the callbacks."""
+    def _after_event(self, rid: Any, clip_ids: list[str], label: bool | None) -> None:
+        """Acknowledge a committed action, then refresh status and run the callbacks."""
+        done = set(clip_ids)
         with self.hold_sync():
-            self._queue = [c for c in self._queue if c != clip_id]
-            self.last_saved = clip_id
+            self._queue = [c for c in self._queue if c not in done]
+            self.last_saved = clip_ids[-1]
             self._refresh_counts()
         scores: list[float] = self._task.scores_of(self._queue).tolist() if self._queue else []
         self._reply(
             rid,
             {
                 "kind": "ack",
-                "clip_id": clip_id,
+                "clip_ids": clip_ids,
                 "label": label,
                 "scores": {c: _score(s) for c, s in zip(self._queue, scores, strict=True)},
             },
         )
-        self._fire_label(clip_id, label)
+        for clip_id in clip_ids:
+            self._fire_label(clip_id, label)
 
     def _on_undo(self, rid: Any, content: dict[str, Any]) -> None:
-        undone = self._task.undo()  # the widget's actions are single labels or skips
-        clip_id = undone[0] if undone else None
-        if clip_id is not None:
-            self._served_feed.setdefault(clip_id, "undo")
+        undone = self._task.undo()  # this session's last action: a label, a skip or a page
+        if undone:
+            for clip_id in undone:
+                self._origin.setdefault(clip_id, Origin("undo"))
+            back = set(undone)
             with self.hold_sync():
-                self._queue = [clip_id, *(c for c in self._queue if c != clip_id)]
+                self._queue = [*undone, *(c for c in self._queue if c not in back)]
                 self.last_saved = ""
         self._refresh_counts()
         was = {e.clip_id: _decision(e.kind, e.label) for e in self._task.last_undone}
-        ids = [] if clip_id is None else [clip_id]
-        self._send_clips(rid, "undone", ids, previous=was, clip_id=clip_id)
+        self._send_clips(rid, "undone", undone, previous=was, extra={"clip_ids": undone})
 
     def _on_play(self, rid: Any, content: dict[str, Any]) -> None:
         clip_id = msgs.clip_id(content)
@@ -468,6 +490,14 @@ class Annotator(anywidget.AnyWidget):
                     f"on_label callback {name} raised {type(exc).__name__}: {exc} "
                     f"({Path(where.filename).name}, line {where.lineno})"
                 )
+
+
+@dataclass(frozen=True)
+class Origin:
+    """How a clip was served to the widget: recorded with the label given to it."""
+
+    feed: str | None
+    propensity: float | None = None  # the probability of a random draw (None: ranked)
 
 
 def _decision(kind: str, label: bool | None) -> str:

@@ -351,7 +351,8 @@ def test_two_views_of_one_widget_agree(
 def test_notebook7_renders_and_labels(
     page: Any, start_jupyter: Any, sample_library: Path, tmp_path: Path
 ) -> None:
-    """In Notebook 7 (shortcuts matched in the capture phase), 'a' labels and adds no cell."""
+    """In Notebook 7 (shortcuts matched in the capture phase), 'a' labels a clip and Shift+A
+    the rest of the page, and neither adds a cell."""
     t0 = time.monotonic()
     server = start_jupyter("notebook")
     open_widget_notebook(page, server, sample_library, tmp_path / "n.sqlite", TASK)
@@ -365,4 +366,9 @@ def test_notebook7_renders_and_labels(
         page, "print(ann.task.labels()[['clip_id', 'label']].values.tolist())"
     )
     assert got == str([[clip, True]])
+    cells = cell_count(page)
+    page.locator(ROOT).focus()
+    page.keyboard.press("Shift+A")
+    wait_saved(page, {"positives": 8, "negatives": 0, "skipped": 0})  # the page of 8
+    assert cell_count(page) == cells, "Shift+A also inserted a cell in Notebook 7"
     print(f"notebook 7 test: {time.monotonic() - t0:.1f} s")
