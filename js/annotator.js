@@ -10,7 +10,7 @@ import { DECISION_TEXT, createCards } from "./src/cards.js";
 import { makeItems, releaseItem } from "./src/clips.js";
 import { formatSeconds, h, setText } from "./src/dom.js";
 import { startFlipbook } from "./src/flipbook.js";
-import { createHead } from "./src/head.js";
+import { createHead, scoreTitle } from "./src/head.js";
 import { acts, actionFor, createKeyViews, isTextField, keyName } from "./src/keys.js";
 import { Link } from "./src/link.js";
 import { createPlayer } from "./src/player.js";
@@ -53,6 +53,7 @@ function render({ model, el }) {
   const status = createStatus(model, link);
   const cards = createCards({
     stateOf: shownState,
+    scoreTitle: () => scoreTitle(model.get("task_name"), model.get("model_version")),
     onClick: (item, event) => {
       const from = queue.current?.clip_id ?? null;
       if (event.ctrlKey || event.metaKey) selection.toggle(item.clip_id);
@@ -405,7 +406,8 @@ function render({ model, el }) {
   const renderHead = () => head.render(root);
   model.on("change:task_name change:query change:text_search change:text_search_reason change:feed change:auto_choice change:auto_reason change:feed_source", renderHead);
   model.on("change:model_version", head.renderFeedInfo);
-  model.on("change:counts change:model_version change:quality change:last_saved", () => status.render(root, { note, failed: lastEventFailed }));
+  model.on("change:counts change:model_version change:quality change:quality_trend change:feed_left change:target change:last_saved", () => status.render(root, { note, failed: lastEventFailed }));
+  model.on("change:_feeds change:_feed_text", () => keys.renderFeeds(model.get("_feeds"), model.get("_feed_text")));
   model.on("change:error", renderError);
   model.on("change:shortcuts", () => keys.render(model.get("shortcuts")));
   model.on("change:_epoch", onEpoch);
@@ -414,6 +416,7 @@ function render({ model, el }) {
   model.on("change:prefetch", topUp);
 
   keys.render(model.get("shortcuts"));
+  keys.renderFeeds(model.get("_feeds"), model.get("_feed_text"));
   renderHead();
   renderError();
   onCommLive(); // a view of a model restored without its kernel is disconnected from the start

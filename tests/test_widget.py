@@ -8,6 +8,7 @@ front end (``cd js && npm ci && npm run build``), as any use of the widget does.
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 from typing import Any
 
@@ -419,3 +420,61 @@ def test_plot_shows_learning_curve_scores_and_feeds(lib, tmp_path):
         f"Scores (model v{ann.task.model_version})",
         "Labels per feed",
     ]
+
+
+def test_progress_in_plain_words(lib, tmp_path):
+    ann, rec = make_annotator(lib, tmp_path, target=12)
+    assert ann.target == 12 and ann.feed_left == len(lib)
+    assert set(ann._feed_text) == set(ann._feeds) and all(ann._feed_text.values())
+    reply, _ = rec.request("more", n=8, have=[])
+    ids = [c["clip_id"] for c in reply["clips"]]
+    for i, clip_id in enumerate(ids):
+        rec.request("label", clip_ids=[clip_id], label=i % 2 == 0)
+    rec.request("skip", clip_id=next(c for c in lib.clips["clip_id"] if c not in ids))
+    assert ann.feed_left == len(lib) - 9  # every clip not yet labelled or skipped
+    rec.request("status")
+    assert "UCB" not in ann.auto_reason and ann.auto_reason
+    first = ann.quality_trend
+    reply, _ = rec.request("more", n=8, have=ids)
+    for i, clip in enumerate(reply["clips"][:6]):
+        rec.request("label", clip_ids=[clip["clip_id"]], label=i % 3 == 0)
+    rec.request("status")
+    assert first == "" and re.fullmatch(
+        r"(up|down) \d\.\d\d|steady", ann.quality_trend.split(" over")[0]
+    )
+    assert ann.quality_trend.endswith("over the last 6 labels")
+    ann.feed = "review"
+    assert ann.feed_left == 14  # the labelled clips, none reviewed yet
+    rec.request("more", n=4, have=[])
+    assert ann.feed_left == 14  # served, not yet decided: still left
+    with pytest.raises(traitlets.TraitError):
+        ann.target = -1
+
+
+def test_auto_choice_and_trend_words():
+    import pandas as pd
+
+    from va_widgets.words import auto_choice_text, quality_trend
+
+    stats = pd.DataFrame(
+        {"pulls": [64, 10, 1], "mean_reward": [0.49, 0.2, 0.1]},
+        index=pd.Index(["borderline", "random", "top"], name="feed"),
+    )
+    stats.attrs.update(
+        choice="borderline", reason="borderline: highest UCB 0.51", reward="surprise"
+    )
+    assert auto_choice_text(stats) == (
+        "borderline clips: their labels surprised the model most (over 64 labels), "
+        "with a little room to try the others"
+    )
+    stats.attrs.update(choice="top")
+    assert auto_choice_text(stats) == "trying each feed in turn; now top (1 label so far)"
+    stats.attrs.update(
+        choice="search", reason="no model yet: zero-shot search to find a first positive"
+    )
+    assert auto_choice_text(stats) == "no model yet: zero-shot search to find a first positive"
+    assert quality_trend([]) == "" and quality_trend([(4, 0.5)]) == ""
+    assert quality_trend([(4, 0.5), (6, 0.6)]) == ""  # too close to compare
+    assert quality_trend([(4, 0.5), (10, 0.56), (12, 0.61)]) == "up 0.11 over the last 8 labels"
+    assert quality_trend([(4, 0.7), (12, 0.6)]) == "down 0.10 over the last 8 labels"
+    assert quality_trend([(4, 0.7), (12, 0.702)]) == "steady over the last 8 labels"

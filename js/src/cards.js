@@ -20,10 +20,11 @@ export function decisionText(item, state) {
 }
 
 /**
- * @param {{ stateOf: (item: any) => string, onClick: (item: any, event: MouseEvent) => void,
+ * @param {{ stateOf: (item: any) => string, scoreTitle: () => string,
+ *           onClick: (item: any, event: MouseEvent) => void,
  *           onHover: (item: any, inside: boolean) => void }} handlers
  */
-export function createCards({ stateOf, onClick, onHover }) {
+export function createCards({ stateOf, scoreTitle, onClick, onHover }) {
   /** The card of `item`, built on first use. */
   function cardOf(item) {
     if (item.card) return item.card;
@@ -60,7 +61,9 @@ export function createCards({ stateOf, onClick, onHover }) {
     card.dataset.decision = item.decision ?? "";
     card.dataset.previous = item.previous ?? "";
     card.dataset.state = state;
-    setText(card.querySelector(".va-score"), `score ${formatScore(item.score)}`);
+    const score = /** @type {HTMLElement} */ (card.querySelector(".va-score"));
+    setText(score, `score ${formatScore(item.score)}`);
+    if (isCurrent) attr(score, "title", scoreTitle()); // the current card's is the one read
     setText(card.querySelector(".va-clip-feed"), item.feed);
     setText(card.querySelector(".va-decision"), decisionText(item, state));
     showFrame(item);

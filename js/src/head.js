@@ -13,6 +13,39 @@ export function rankedBy(source, version) {
   return was && Number(was[1]) !== version ? `ranked by ${source} (model now v${version})` : `ranked by ${source}`;
 }
 
+// Why the cards of a model-ranked feed come in their order.
+const MODEL_ORDER = {
+  top: "highest score first",
+  bottom: "lowest score first",
+  borderline: "scores nearest 0.5 first: the model is least sure of these",
+};
+
+/**
+ * Why the cards are in this order, in words (the source of the last fetch, see rankedBy).
+ * @param {string} feed the feed selected @param {string} source @param {number} version
+ */
+export function orderText(feed, source, version) {
+  if (!source) return "";
+  const auto = /^bandit: (.*)$/.exec(source);
+  if (auto) return `chosen by the auto feed from ${auto[1].replace(/ x(\d+)/g, " ($1)")}`;
+  if (/^model v\d+$/.test(source)) return `${rankedBy(source, version)}, ${MODEL_ORDER[feed] ?? "best first"}`;
+  if (source === "uniform random") return "in random order";
+  if (source === "labelled rows by disagreement") return "labels the model disputes most first";
+  if (source === "zero-shot prior") return "closest to the text query first";
+  if (source.startsWith("cosine similarity to clip ")) return `most like clip ${source.slice(26)} first`;
+  return `ordered by ${source}`;
+}
+
+/**
+ * What the score on a card is.
+ * @param {string} task @param {number} version
+ */
+export function scoreTitle(task, version) {
+  return version > 0
+    ? `Score: the model's probability (model v${version}) that this clip shows ${task}`
+    : "Score: none yet; the model trains once there is a yes and a no label";
+}
+
 /**
  * @param {import("@anywidget/types").AnyModel} model
  * @param {{ onQuery: (text: string) => Promise<unknown>, onHelp: () => void }} handlers
@@ -43,8 +76,9 @@ export function createHead(model, { onQuery, onHelp }) {
   });
 
   function renderFeedInfo() {
-    const auto = model.get("feed") === "auto" ? `auto → ${model.get("auto_choice")}: ${model.get("auto_reason")}` : "";
-    setText(feedInfo, [auto, rankedBy(model.get("feed_source"), model.get("model_version"))].filter(Boolean).join(" · "));
+    const feed = model.get("feed");
+    const auto = feed === "auto" && model.get("auto_reason") ? `auto: ${model.get("auto_reason")}` : "";
+    setText(feedInfo, [auto, orderText(feed, model.get("feed_source"), model.get("model_version"))].filter(Boolean).join(" · "));
   }
 
   /** @param {HTMLElement} root */
@@ -57,8 +91,10 @@ export function createHead(model, { onQuery, onHelp }) {
     queryReason.textContent = canSearch ? "" : model.get("text_search_reason");
     queryReason.hidden = canSearch;
     const feeds = model.get("_feeds");
-    if (feedSelect.options.length !== feeds.length) feedSelect.replaceChildren(...feeds.map((f) => h("option", { value: f, text: f })));
+    const words = model.get("_feed_text");
+    if (feedSelect.options.length !== feeds.length) feedSelect.replaceChildren(...feeds.map((f) => h("option", { value: f, text: f, title: words[f] ?? "" })));
     feedSelect.value = model.get("feed");
+    attr(feedSelect, "title", words[model.get("feed")] ?? "");
     renderFeedInfo();
     root.dataset.feed = model.get("feed");
     attr(root, "aria-label", `Annotator for task ${model.get("task_name")}`);

@@ -57,10 +57,13 @@ export function createKeyViews({ onAction, onClose }) {
   const buttons = {};
   const actionBar = h("div", { class: "va-actions", role: "toolbar", "aria-label": "Label actions" });
   const helpList = h("tbody");
+  const feedList = h("tbody");
   const helpClose = h("button", { type: "button", class: "va-icon", "aria-label": "Close help", text: "×", onclick: onClose });
   const help = h("div", { class: "va-help", role: "dialog", "aria-label": "Keyboard shortcuts", "data-testid": "help", hidden: true }, [
     h("div", { class: "va-help-head" }, [h("strong", { text: "Keyboard shortcuts" }), helpClose]),
     h("table", { class: "va-help-list" }, [helpList]),
+    h("strong", { text: "Feeds: where the next clips come from" }),
+    h("table", { class: "va-help-list", "data-testid": "help-feeds" }, [feedList]),
     h("p", {
       text:
         "Keys work while the annotator has focus (click it or Tab to it). Click a card to make it current; " +
@@ -92,5 +95,10 @@ export function createKeyViews({ onAction, onClose }) {
     }
   }
 
-  return { actionBar, help, buttons, render };
+  /** The feeds and what each shows. @param {string[]} feeds @param {Record<string, string>} words */
+  function renderFeeds(feeds, words) {
+    feedList.replaceChildren(...feeds.map((f) => h("tr", { "data-feed": f }, [h("td", {}, [h("b", { text: f })]), h("td", { text: words[f] ?? "" })])));
+  }
+
+  return { actionBar, help, buttons, render, renderFeeds };
 }

@@ -61,6 +61,7 @@ from va_widgets.errors import VaWidgetsError
 from va_widgets.learner import FEEDS
 from va_widgets.messages import MessageError
 from va_widgets.previews import encode_clip_mp4, pack_clips
+from va_widgets.words import FEED_TEXT, auto_choice_text, quality_trend
 
 if TYPE_CHECKING:
     import matplotlib.figure
@@ -85,7 +86,7 @@ DEFAULT_KEYS: dict[str, list[str]] = {
     "similar": ["s"],
     "help": ["?"],
 }
-_WIDGET_OPTIONS = ("feed", "shortcuts", "batch_size", "prefetch", "layout")
+_WIDGET_OPTIONS = ("feed", "shortcuts", "batch_size", "prefetch", "target", "layout")
 _MAX_BATCH = 64
 _MAX_HAVE = 4096  # clip ids a view may hold (pages kept for going back, prefetched clips)
 
@@ -108,7 +109,8 @@ class Annotator(anywidget.AnyWidget):
     library : the :class:`~va_widgets.library.ClipLibrary`; omit it when ``task`` is a Task.
     task : a :class:`~va_widgets.task.Task`, or the name of one to open (or create) on ``library``.
     query, store, annotator : passed to :class:`~va_widgets.task.Task` when ``task`` is a name.
-    feed, shortcuts, batch_size, prefetch : initial values of those traits.
+    feed, shortcuts, batch_size, prefetch, target : initial values of those traits (``target``:
+        a label budget, drawn as a progress bar).
 
     Examples
     --------
@@ -137,13 +139,22 @@ class Annotator(anywidget.AnyWidget):
         sync=True
     )
     auto_choice = t.Unicode("", help="The feed the auto feed would use now.").tag(sync=True)
-    auto_reason = t.Unicode("", help="Why the auto feed chose it.").tag(sync=True)
+    auto_reason = t.Unicode("", help="Why the auto feed chose it, in plain words.").tag(sync=True)
+    feed_left = t.Int(0, help="Clips the current feed can still show (not yet decided).").tag(
+        sync=True
+    )
     counts = t.Dict(help="Positives, negatives and skipped clips of the task.").tag(sync=True)
     model_version = t.Int(0, help="Version of the current model (grows after each label).").tag(
         sync=True
     )
     quality = t.Dict(
         help="Cross-validated AP with its 95% interval, or the reason there is none."
+    ).tag(sync=True)
+    quality_trend = t.Unicode(
+        "", help="How the estimated quality moved lately, e.g. 'up 0.06 over the last 12 labels'."
+    ).tag(sync=True)
+    target = t.Int(
+        0, min=0, help="A label budget drawn as a progress bar (0: none), e.g. target=200."
     ).tag(sync=True)
     last_saved = t.Unicode("", help="Clip id of the last label event committed to the store.").tag(
         sync=True
@@ -160,6 +171,9 @@ class Annotator(anywidget.AnyWidget):
         16, min=1, max=4 * _MAX_BATCH, help="Clips kept loaded ahead of the batch."
     ).tag(sync=True)
     _feeds = t.List(t.Unicode(), list(FEEDS), help="The feeds offered.").tag(sync=True)
+    _feed_text = t.Dict(dict(FEED_TEXT), help="Feed -> what it shows, in plain words.").tag(
+        sync=True
+    )
     _queue = t.List(t.Unicode(), help="Clip ids served and not yet decided, in order.").tag(
         sync=True
     )
@@ -188,6 +202,7 @@ class Annotator(anywidget.AnyWidget):
         self._label_callbacks = CallbackDispatcher()
         self._origin: dict[str, Origin] = {}  # clip id -> how it was served (feed, ...)
         self._served: set[str] = set()  # clip ids served in this epoch
+        self._ap_history: list[tuple[int, float]] = []  # (labels, estimated AP), in order
         embedder = self._task.library.embedder
         kwargs.setdefault("shortcuts", {})
         super().__init__(
@@ -282,6 +297,7 @@ class Annotator(anywidget.AnyWidget):
         with self.hold_sync():
             self._queue = []
             self._epoch += 1
+            self._refresh_counts()
 
     # -- messages -------------------------------------------------------------------------
     def _on_msg(self, _widget: Any, content: Any, buffers: list[Any]) -> None:
@@ -356,6 +372,7 @@ class Annotator(anywidget.AnyWidget):
             with self.hold_sync():
                 self._queue = self._queue + fresh
                 self.feed_source = self._task.last_source
+                self._refresh_counts()
         self._send_clips(rid, "clips", out)
 
     def _on_previews(self, rid: Any, content: dict[str, Any]) -> None:
@@ -453,8 +470,15 @@ class Annotator(anywidget.AnyWidget):
 
     # -- status ---------------------------------------------------------------------------
     def _refresh_counts(self) -> None:
-        self.counts = dict(self._task.counts())
+        counts = self._task.counts()
+        self.counts = dict(counts)
         self.model_version = self._task.model_version
+        labelled = counts["positives"] + counts["negatives"]
+        if self.feed == "review":  # labelled clips not yet shown again in this epoch
+            left = labelled - len(self._served) + len(self._queue)
+        else:  # every other feed ranks all the clips not yet decided
+            left = len(self._task.library) - labelled - counts["skipped"]
+        self.feed_left = max(0, left)
 
     def _on_status(self, rid: Any, content: dict[str, Any]) -> None:
         """The front end asks for the quality estimate once labelling pauses (see js)."""
@@ -476,8 +500,12 @@ class Annotator(anywidget.AnyWidget):
                 "reason": q.reason,
             }
             self.auto_choice = str(stats.attrs.get("choice", ""))
-            choice, reason = self.auto_choice, str(stats.attrs.get("reason", ""))
-            self.auto_reason = reason.removeprefix(f"{choice}: ")  # shown after the choice
+            self.auto_reason = auto_choice_text(stats)
+            if q.ap is not None:
+                n = q.n_pos + q.n_neg
+                if not self._ap_history or self._ap_history[-1] != (n, q.ap):
+                    self._ap_history.append((n, q.ap))
+            self.quality_trend = quality_trend(self._ap_history)
 
     def _fire_label(self, clip_id: str, label: bool | None) -> None:
         for callback in list(self._label_callbacks.callbacks):

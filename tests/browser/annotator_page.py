@@ -30,14 +30,21 @@ TRACK_JS = """(sel) => {
 
 
 def open_widget_notebook(
-    page: Any, server: JupyterServer, cache: Path, store: Path, task: str, extra: str = ""
+    page: Any,
+    server: JupyterServer,
+    cache: Path,
+    store: Path,
+    task: str,
+    extra: str = "",
+    options: str = "",
 ) -> None:
-    """Write a notebook showing an Annotator on `cache` (plus an `extra` cell), open it and run
-    all its cells."""
+    """Write a notebook showing an Annotator on `cache` (`options`: more keyword arguments, as
+    source text; plus an `extra` cell), open it and run all its cells."""
+    more = f", {options}" if options else ""
     cells = [
         "import va_widgets as va\n"
         f"lib = va.ClipLibrary.open({str(cache)!r})\n"
-        f"ann = va.Annotator(lib, task={task!r}, store={str(store)!r})\n"
+        f"ann = va.Annotator(lib, task={task!r}, store={str(store)!r}{more})\n"
         "ann",
     ]
     write_notebook(server.root_dir / "annotate.ipynb", cells + ([extra] if extra else []))

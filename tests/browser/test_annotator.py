@@ -131,11 +131,12 @@ def test_label_with_keyboard_in_lab(page: Any, start_jupyter: Any, tmp_path: Pat
     assert version > 0
     # the borderline feed's clips were ranked by the model of their fetch; a newer one is named
     info = page.locator(f"{ROOT} [data-testid=feed-info]").inner_text()
-    ranked = re.fullmatch(r"ranked by model v(\d+)(?: \(model now v(\d+)\))?", info)
+    why = ", scores nearest 0.5 first: the model is least sure of these"
+    ranked = re.fullmatch(r"ranked by model v(\d+)(?: \(model now v(\d+)\))?" + why, info)
     assert ranked, info
     assert int(ranked[2] or ranked[1]) == version and (ranked[2] is None or ranked[1] != ranked[2])
-    for source, shown in [("model v1", f"ranked by model v1 (model now v{version})"),
-                          (f"model v{version}", f"ranked by model v{version}")]:  # fmt: skip
+    for source, shown in [("model v1", f"ranked by model v1 (model now v{version}){why}"),
+                          (f"model v{version}", f"ranked by model v{version}{why}")]:  # fmt: skip
         run_code_in_new_cell(page, f"ann.feed_source = {source!r}")  # as after a fetch then
         page.wait_for_function(
             "([sel, text]) => document.querySelector(sel)"
@@ -149,7 +150,10 @@ def test_label_with_keyboard_in_lab(page: Any, start_jupyter: Any, tmp_path: Pat
              .querySelector('[data-testid=quality]').dataset.nLabels === want""",
         arg=[ROOT, str(n_pos + n_neg)],
     )
-    assert re.search(r"CV AP \d\.\d\d \(95% CI", page.locator("[data-testid=quality]").inner_text())
+    quality = page.locator("[data-testid=quality]").inner_text()
+    assert re.fullmatch(
+        r"estimated AP \d\.\d\d \(\d\.\d\d\u2013\d\.\d\d\), cross-validated on your labels", quality
+    )
     got_quality = run_code_in_new_cell(page, "print(ann.quality['n_pos'], ann.quality['n_neg'])")
     assert got_quality.split() == [str(n_pos), str(n_neg)]
 

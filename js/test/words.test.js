@@ -1,0 +1,30 @@
+// What the head and status line say, in plain words (node --test).
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { orderText, rankedBy, scoreTitle } from "../src/head.js";
+import { qualityText } from "../src/status.js";
+
+test("the order of the cards is explained for every source a feed reports", () => {
+  assert.equal(orderText("top", "model v3", 3), "ranked by model v3, highest score first");
+  assert.equal(orderText("bottom", "model v3", 5), "ranked by model v3 (model now v5), lowest score first");
+  assert.match(orderText("borderline", "model v2", 2), /nearest 0\.5 first: the model is least sure/);
+  assert.equal(orderText("auto", "bandit: borderline x5, random x3", 4), "chosen by the auto feed from borderline (5), random (3)");
+  assert.equal(orderText("random", "uniform random", 1), "in random order");
+  assert.equal(orderText("review", "labelled rows by disagreement", 1), "labels the model disputes most first");
+  assert.equal(orderText("search", "zero-shot prior", 0), "closest to the text query first");
+  assert.equal(orderText("similar", "cosine similarity to clip ab-00003", 0), "most like clip ab-00003 first");
+  assert.equal(orderText("search", "no model yet; zero-shot prior", 0), "ordered by no model yet; zero-shot prior");
+  assert.equal(orderText("top", "", 3), "");
+  assert.equal(rankedBy("model v1", 1), "ranked by model v1");
+});
+
+test("the quality in words: the task's summary first, else the figures, else why not", () => {
+  assert.equal(qualityText({ summary: "estimated AP 0.87 (0.80–0.93), from 14 random checks", ap: 0.5 }), "estimated AP 0.87 (0.80–0.93), from 14 random checks");
+  assert.equal(qualityText({ ap: 0.8712, ci_low: 0.8, ci_high: 0.93 }), "estimated AP 0.87 (0.80–0.93), cross-validated on your labels");
+  assert.match(qualityText({ ap: null, reason: "need 2" }), /not enough labels yet/);
+});
+
+test("the score on a card says what it is", () => {
+  assert.equal(scoreTitle("car-chase", 4), "Score: the model's probability (model v4) that this clip shows car-chase");
+  assert.match(scoreTitle("car-chase", 0), /none yet/);
+});
