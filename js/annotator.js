@@ -20,7 +20,9 @@ import { Selection } from "./src/selection.js";
 import { createStatus } from "./src/status.js";
 
 // Actions that need a live kernel: refused while it does not answer (see src/link.js).
-const NEEDS_KERNEL = new Set(["accept", "reject", "accept_page", "reject_page", "skip", "undo", "play", "similar"]);
+const NEEDS_KERNEL = new Set(["accept", "reject", "accept_page", "reject_page", "skip", "undo", "play", "open", "similar"]);
+// Keys of the large player (not configurable): frame steps.
+const FRAME_KEYS = { ",": -1, ArrowLeft: -1, ".": +1, ArrowRight: +1 };
 const STATUS_DELAY_MS = 400; // quiet time after the last label before the quality is refreshed
 const LINK_CHECK_MS = 250; // how often an unanswered event is checked on
 
@@ -68,13 +70,13 @@ function render({ model, el }) {
       else if (hovered === item) hovered = null;
     },
   });
-  const player = createPlayer({ rpc, cardOf: cards.cardOf, showError });
+  const player = createPlayer({ rpc, cardOf: cards.cardOf, showError, onClose: () => closePlayer() });
   const errorText = h("span", { "data-testid": "error-text" });
   const errorClose = h("button", { type: "button", class: "va-icon", "aria-label": "Dismiss error", text: "×" });
   const errorBox = h("div", { class: "va-error", role: "alert", "data-testid": "error", hidden: true }, [errorText, errorClose]);
   const grid = h("div", { class: "va-grid", role: "listbox", "aria-multiselectable": "true", "data-testid": "batch", "aria-label": "Clips of the current page" });
   const empty = h("div", { class: "va-empty", "data-testid": "empty" });
-  root.append(head.el, errorBox, grid, empty, keys.actionBar, status.el, keys.help);
+  root.append(head.el, errorBox, grid, empty, keys.actionBar, status.el, player.el, keys.help);
   el.append(root);
 
   // -- keys -------------------------------------------------------------------------------
@@ -85,6 +87,11 @@ function render({ model, el }) {
       return;
     }
     if (event.ctrlKey || event.metaKey || event.altKey) return; // leave Jupyter's chords alone
+    if (player.isOpen && keys.help.hidden && onPlayerKey(event)) {
+      event.preventDefault();
+      event.stopPropagation();
+      return;
+    }
     if (event.key === "Escape") {
       event.preventDefault();
       event.stopPropagation();
@@ -100,6 +107,23 @@ function render({ model, el }) {
     event.preventDefault();
     event.stopPropagation();
     if (acts(event, action)) act(action, { extend: event.shiftKey });
+  }
+
+  /** Keys the large player takes first (true when it took the key). */
+  function onPlayerKey(event) {
+    const action = actionFor(event, model.get("shortcuts"));
+    if (event.key === "Escape" || action === "open") closePlayer();
+    else if (FRAME_KEYS[event.key] && !event.shiftKey) player.step(FRAME_KEYS[event.key]);
+    else if (action === "play") player.togglePause();
+    else return false;
+    return true;
+  }
+
+  function closePlayer() {
+    player.close();
+    root.dataset.player = "closed";
+    update();
+    root.focus();
   }
 
   /** Run an action; `extend`: a move also extends the selection (Shift+arrow). */
@@ -125,6 +149,12 @@ function render({ model, el }) {
         return move(action === "next" ? +1 : -1, extend);
       case "play":
         return player.toggle(queue.current);
+      case "open":
+        if (!queue.current) return;
+        player.stop(queue.current);
+        player.show(queue.current);
+        root.dataset.player = "open";
+        return update();
       case "similar":
         return similar(queue.current);
       case "help":
@@ -337,6 +367,7 @@ function render({ model, el }) {
   }
 
   function update() {
+    if (player.isOpen && queue.current && player.shown !== queue.current) player.show(queue.current); // follows the labelling
     renderPage();
     const sc = model.get("shortcuts");
     const selected = selection.size ? `${selection.size} selected: ${keyName(sc.accept[0])} / ${keyName(sc.reject[0])} label them, Esc clears` : "";
@@ -426,6 +457,7 @@ function render({ model, el }) {
   return () => {
     clearTimeout(statusTimer);
     stopFlipbook();
+    player.close();
     clearInterval(linkTimer);
     kernel?.statusChanged?.disconnect?.(onKernelStatus);
     kernel?.connectionStatusChanged?.disconnect?.(onConnectionStatus);

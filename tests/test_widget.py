@@ -284,12 +284,14 @@ def test_play_sends_the_clip_as_an_h264_mp4(lib, tmp_path):
         "kind": "video",
         "clip_id": row["clip_id"],
         "mime": "video/mp4",
+        "frame_times": reply["frame_times"],
     }
     with av.open(io.BytesIO(buffers[0])) as container:
         stream = container.streams.video[0]
         assert stream.codec_context.name == "h264"
         assert stream.codec_context.width == 320 and stream.codec_context.height % 2 == 0
         times = [f.time for f in container.decode(stream)]
+    assert reply["frame_times"] == pytest.approx(times, abs=1e-5)  # every frame, in order
     clip_seconds = row["end_seconds"] - row["start_seconds"]
     assert times[0] == pytest.approx(0.0, abs=1e-3)
     assert times[-1] == pytest.approx(clip_seconds, abs=0.2) and times[-1] < clip_seconds

@@ -13,7 +13,8 @@ export const ACTIONS = {
   undo: "Undo the last action (a label, a skip or a whole page)",
   prev: "Previous clip (with Shift: select from here)",
   next: "Next clip (with Shift: select from here)",
-  play: "Play the real clip (again: back to the preview)",
+  play: "Play the real clip in its card (again: back to the preview); in the player: play or pause",
+  open: "Open the clip large: the real clip, with a scrubber and frame stepping (Esc: back)",
   similar: "More clips like this one (similar feed)",
   help: "Show or hide this help",
 };
@@ -68,7 +69,9 @@ export function createKeyViews({ onAction, onClose }) {
       text:
         "Keys work while the annotator has focus (click it or Tab to it). Click a card to make it current; " +
         "Shift+click or Shift+arrow selects a range, Ctrl+click adds or removes a card; the label keys then " +
-        "label the selection. Esc closes this help, clears the selection or stops a video.",
+        "label the selection. In the large player, , and . (or ← and →) step one frame back or on, " +
+        "the label keys label the clip shown and show the next one, Esc returns to the grid. " +
+        "Esc also closes this help, clears the selection or stops a video.",
     }),
   ]);
 

@@ -14,7 +14,7 @@ front end -> Python                            Python -> front end
 ``{kind: "label", id, clip_ids, label: bool}``  ``{kind: "ack", id, clip_ids, label, scores}`` (after commit)
 ``{kind: "skip", id, clip_id}``                ``{kind: "ack", id, clip_ids: [id], label: null, scores}``
 ``{kind: "undo", id}``                         ``{kind: "undone", id, clip_ids, clips: [meta]}`` + frames
-``{kind: "play", id, clip_id}``                ``{kind: "video", id, clip_id, mime}`` + [MP4 bytes]
+``{kind: "play", id, clip_id}``                ``{kind: "video", id, clip_id, mime, frame_times}`` + [MP4]
 ``{kind: "query", id, text}``                  ``{kind: "ack", id}``
 ``{kind: "similar", id, clip_id}``             ``{kind: "ack", id}``
 ``{kind: "status", id}``                       ``{kind: "ack", id}`` (quality traits refreshed)
@@ -46,6 +46,7 @@ one an ``undone`` reply undid, "accept"/"reject"/"skip"; None when there is none
 
 from __future__ import annotations
 
+import io
 import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -83,6 +84,7 @@ DEFAULT_KEYS: dict[str, list[str]] = {
     "next": ["ArrowRight", "ArrowDown", "j"],
     "prev": ["ArrowLeft", "ArrowUp", "k"],
     "play": ["p"],
+    "open": ["f", "Enter"],
     "similar": ["s"],
     "help": ["?"],
 }
@@ -442,7 +444,8 @@ class Annotator(anywidget.AnyWidget):
             float(clips["start_seconds"].iat[row]),
             float(clips["end_seconds"].iat[row]),
         )
-        self._reply(rid, {"kind": "video", "clip_id": clip_id, "mime": "video/mp4"}, [data])
+        reply = {"kind": "video", "clip_id": clip_id, "mime": "video/mp4"}
+        self._reply(rid, {**reply, "frame_times": _frame_times(data)}, [data])
 
     def _on_query(self, rid: Any, content: dict[str, Any]) -> None:
         text = msgs.text(content, "text")
@@ -526,6 +529,21 @@ class Origin:
 
     feed: str | None
     propensity: float | None = None  # the probability of a random draw (None: ranked)
+
+
+def _frame_times(mp4: bytes) -> list[float]:
+    """The presentation times (seconds from the clip's start) of every frame of an MP4, in
+    order, read from its packets (no decoding): the player steps frame by frame with them."""
+    import av
+
+    with av.open(io.BytesIO(mp4), mode="r") as container:
+        stream = container.streams.video[0]
+        times = sorted(
+            float(packet.pts * packet.time_base)
+            for packet in container.demux(stream)
+            if packet.pts is not None and packet.time_base is not None
+        )
+    return [round(t, 6) for t in times]
 
 
 def _decision(kind: str, label: bool | None) -> str:

@@ -375,4 +375,10 @@ def test_notebook7_renders_and_labels(
     page.keyboard.press("Shift+A")
     wait_saved(page, {"positives": 8, "negatives": 0, "skipped": 0})  # the page of 8
     assert cell_count(page) == cells, "Shift+A also inserted a cell in Notebook 7"
+    page.keyboard.press("Enter")  # the large player, not Notebook 7's edit mode
+    player = f"{ROOT} [data-testid=player]"
+    page.wait_for_function("(p) => document.querySelector(p).dataset.ready === 'true'", arg=player)
+    page.keyboard.press("Escape")
+    page.wait_for_function("(p) => document.querySelector(p).hidden", arg=player)
+    assert page.evaluate("() => document.activeElement?.classList.contains('cm-content')") is False
     print(f"notebook 7 test: {time.monotonic() - t0:.1f} s")
