@@ -13,6 +13,7 @@ import { startFlipbook } from "./src/flipbook.js";
 import { createHead, scoreTitle } from "./src/head.js";
 import { acts, actionFor, createKeyViews, isTextField, keyName } from "./src/keys.js";
 import { Link } from "./src/link.js";
+import { focusWhenAttached, pageTheme, watchTheme } from "./src/page.js";
 import { createPlayer } from "./src/player.js";
 import { Queue } from "./src/queue.js";
 import { createRpc } from "./src/rpc.js";
@@ -427,6 +428,27 @@ function render({ model, el }) {
   model.on("comm_live_update", onCommLive);
   model.on("comm:close", onCommClose);
 
+  // -- the page around it ------------------------------------------------------------------
+  // The notebook's theme goes to Python (figures follow it). A cell that displayed the widget
+  // gives it the keyboard once: its first view takes focus, so `a` right after Shift+Enter
+  // labels instead of reaching the notebook (not when the user is typing elsewhere by then).
+  function reportTheme() {
+    const theme = pageTheme();
+    if (model.get("theme") === theme || link.lost) return;
+    model.set("theme", theme);
+    model.save_changes();
+  }
+  const stopWatchingTheme = watchTheme(reportTheme);
+  reportTheme();
+  const request = model.get("_focus_request");
+  const stopFocus =
+    request > model.get("_focus_done")
+      ? focusWhenAttached(root, () => {
+          model.set("_focus_done", request);
+          model.save_changes();
+        })
+      : () => {};
+
   // -- wiring -----------------------------------------------------------------------------
   root.addEventListener("keydown", onKeydown);
   errorClose.addEventListener("click", () => {
@@ -458,6 +480,8 @@ function render({ model, el }) {
     clearTimeout(statusTimer);
     stopFlipbook();
     player.close();
+    stopWatchingTheme();
+    stopFocus();
     clearInterval(linkTimer);
     kernel?.statusChanged?.disconnect?.(onKernelStatus);
     kernel?.connectionStatusChanged?.disconnect?.(onConnectionStatus);

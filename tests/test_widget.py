@@ -480,3 +480,31 @@ def test_auto_choice_and_trend_words():
     assert quality_trend([(4, 0.5), (10, 0.56), (12, 0.61)]) == "up 0.11 over the last 8 labels"
     assert quality_trend([(4, 0.7), (12, 0.6)]) == "down 0.10 over the last 8 labels"
     assert quality_trend([(4, 0.7), (12, 0.702)]) == "steady over the last 8 labels"
+
+
+def test_figures_follow_the_theme_a_view_reports(lib, tmp_path, monkeypatch):
+    from matplotlib.colors import to_hex
+
+    from va_widgets import theme
+
+    monkeypatch.delenv("VA_WIDGETS_THEME", raising=False)
+    ann, rec = make_annotator(lib, tmp_path)
+    reply, _ = rec.request("more", n=4, have=[])
+    for i, clip in enumerate(reply["clips"]):
+        rec.request("label", clip_ids=[clip["clip_id"]], label=i % 2 == 0)
+    try:
+        ann.theme = "dark"  # what a view under JupyterLab Dark sends
+        fig = ann.plot()
+        assert to_hex(fig.get_facecolor()) == "#111111"
+        assert to_hex(fig.axes[0].xaxis.label.get_color()) == "#e0e0e0"
+        ann.theme = "light"
+        assert to_hex(ann.plot().get_facecolor()) == "#ffffff"
+        monkeypatch.setenv("VA_WIDGETS_THEME", "dark")  # an explicit choice wins
+        assert theme.current() == "dark"
+        theme.set_theme("light")
+        assert theme.current() == "light" and theme.rc_params() == {}
+        with pytest.raises(ValueError, match="'light', 'dark' or None"):
+            theme.set_theme("blue")  # type: ignore[arg-type]
+    finally:
+        theme.set_theme(None)
+        theme.report("")

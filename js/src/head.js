@@ -30,6 +30,9 @@ export function orderText(feed, source, version) {
   if (auto) return `chosen by the auto feed from ${auto[1].replace(/ x(\d+)/g, " ($1)")}`;
   if (/^model v\d+$/.test(source)) return `${rankedBy(source, version)}, ${MODEL_ORDER[feed] ?? "best first"}`;
   if (source === "uniform random") return "in random order";
+  if (source.startsWith("random (")) return "in random order: no model, text query or positive yet";
+  if (source.startsWith("no model yet; ")) return `before the first model, ${orderText(feed, source.slice(14), version)}`;
+  if (source.startsWith("similarity to ")) return `most like your positive labels first`;
   if (source === "labelled rows by disagreement") return "labels the model disputes most first";
   if (source === "zero-shot prior") return "closest to the text query first";
   if (source.startsWith("cosine similarity to clip ")) return `most like clip ${source.slice(26)} first`;
@@ -61,7 +64,7 @@ export function createHead(model, { onQuery, onHelp }) {
   const feedSelect = /** @type {HTMLSelectElement} */ (h("select", { class: "va-feed-select", "data-testid": "feed-select", "aria-label": "Feed" }));
   const feedInfo = h("span", { class: "va-feed-info", "data-testid": "feed-info" });
   const helpButton = h("button", { type: "button", class: "va-icon", "data-testid": "help-button", "aria-label": "Keyboard shortcuts", text: "?", onclick: onHelp });
-  const el = h("div", { class: "va-head" }, [taskName, queryForm, h("label", { class: "va-feed" }, ["Feed ", feedSelect]), feedInfo, helpButton]);
+  const el = h("div", { class: "va-head" }, [taskName, queryForm, h("label", { class: "va-feed" }, ["Feed ", feedSelect]), helpButton, feedInfo]);
 
   queryForm.addEventListener("submit", (event) => {
     event.preventDefault();

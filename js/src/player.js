@@ -82,11 +82,11 @@ export function createPlayer({ rpc, cardOf, showError, onClose }) {
   const position = h("span", { class: "va-player-position", "data-testid": "player-position" });
   const title = h("span", { class: "va-player-title", "data-testid": "player-title" });
   const button = (text, label, onclick) => h("button", { type: "button", class: "va-icon", "aria-label": label, title: label, text, onclick });
-  const pauseButton = button("⏯", "Play or pause (p)", () => togglePause());
+  const pauseButton = button("Play / pause", "Play or pause (p)", () => togglePause());
   const el = h("div", { class: "va-player", role: "dialog", "aria-label": "Clip player", "data-testid": "player", hidden: true }, [
     h("div", { class: "va-player-head" }, [title, button("×", "Back to the grid (Esc)", () => onClose())]),
     video,
-    h("div", { class: "va-player-controls" }, [button("⏮", "Previous frame (, or ←)", () => step(-1)), pauseButton, button("⏭", "Next frame (. or →)", () => step(+1)), scrubber, position]),
+    h("div", { class: "va-player-controls" }, [button("◀ Frame", "Previous frame (, or ←)", () => step(-1)), pauseButton, button("Frame ▶", "Next frame (. or →)", () => step(+1)), scrubber, position]),
   ]);
   let shown = null; // the item in the player
 

@@ -13,7 +13,10 @@ test("the order of the cards is explained for every source a feed reports", () =
   assert.equal(orderText("review", "labelled rows by disagreement", 1), "labels the model disputes most first");
   assert.equal(orderText("search", "zero-shot prior", 0), "closest to the text query first");
   assert.equal(orderText("similar", "cosine similarity to clip ab-00003", 0), "most like clip ab-00003 first");
-  assert.equal(orderText("search", "no model yet; zero-shot prior", 0), "ordered by no model yet; zero-shot prior");
+  assert.equal(orderText("search", "no model yet; zero-shot prior", 0), "before the first model, closest to the text query first");
+  assert.equal(orderText("auto", "random (no model, no prior, no positive yet)", 0), "in random order: no model, text query or positive yet");
+  assert.equal(orderText("top", "no model yet; similarity to 2 labelled positive(s)", 0), "before the first model, most like your positive labels first");
+  assert.equal(orderText("top", "something new", 0), "ordered by something new");
   assert.equal(orderText("top", "", 3), "");
   assert.equal(rankedBy("model v1", 1), "ranked by model v1");
 });

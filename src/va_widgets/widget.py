@@ -58,10 +58,12 @@ import traitlets as t
 from ipywidgets import CallbackDispatcher
 
 from va_widgets import messages as msgs
+from va_widgets import theme as theme_module
 from va_widgets.errors import VaWidgetsError
 from va_widgets.learner import FEEDS
 from va_widgets.messages import MessageError
 from va_widgets.previews import encode_clip_mp4, pack_clips
+from va_widgets.theme import themed
 from va_widgets.words import FEED_TEXT, auto_choice_text, quality_trend
 
 if TYPE_CHECKING:
@@ -182,6 +184,15 @@ class Annotator(anywidget.AnyWidget):
     _epoch = t.Int(0, help="Increments when the queue is replaced (feed or query change).").tag(
         sync=True
     )
+    theme = t.Unicode(
+        "", help="The notebook's theme as a view of this widget saw it: 'light', 'dark' or ''."
+    ).tag(sync=True)
+    _focus_request = t.Int(
+        0, help="Increments each time the widget is displayed (a cell ran)."
+    ).tag(sync=True)
+    _focus_done = t.Int(0, help="The display a view took the keyboard for (once per display).").tag(
+        sync=True
+    )
 
     def __init__(
         self,
@@ -250,10 +261,18 @@ class Annotator(anywidget.AnyWidget):
         self._label_callbacks.register_callback(callback, remove=remove)
 
     def plot(self) -> matplotlib.figure.Figure:
-        """Learning curve (cross-validated AP vs labels), score distributions and feed usage."""
+        """Learning curve (cross-validated AP vs labels), score distributions and feed usage,
+        in the notebook's theme (dark under JupyterLab Dark)."""
         from va_widgets.plots import plot_task
 
-        return plot_task(self._task)
+        with themed():
+            return plot_task(self._task)
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        # Displayed by a cell that ran: its first view takes the keyboard (see js/annotator.js),
+        # so that a key pressed right after Shift+Enter labels instead of editing the notebook.
+        self._focus_request += 1
+        return super()._repr_mimebundle_(**kwargs)
 
     def __repr__(self) -> str:
         return f"Annotator(task={self._task!r}, feed={self.feed!r})"
@@ -289,6 +308,10 @@ class Annotator(anywidget.AnyWidget):
     def _query_changed(self, change: Any) -> None:
         if self.feed in ("search", "auto"):
             self._restart_queue()
+
+    @t.observe("theme")
+    def _theme_changed(self, change: Any) -> None:
+        theme_module.report(str(change["new"]))
 
     @t.observe("feed", "similar_to")
     def _feed_changed(self, change: Any) -> None:

@@ -55,7 +55,8 @@ def auto_choice_text(stats: Any) -> str:
     if others and pulls < 3 and min(others) >= pulls:
         return f"trying each feed in turn; now {choice} ({pulls} label{'s' * (pulls != 1)} so far)"
     why = _REWARD_TEXT.get(str(attrs.get("reward", "")), "they have been most useful so far")
-    return f"{choice} clips: {why} (over {pulls} labels), with a little room to try the others"
+    over = f"{pulls} label{'s' * (pulls != 1)}"
+    return f"{choice} clips: {why} (over {over}), with a little room to try the others"
 
 
 def quality_trend(history: list[tuple[int, float]], *, min_labels_apart: int = 5) -> str:
