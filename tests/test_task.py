@@ -84,6 +84,22 @@ def test_undo_is_this_sessions_own_and_a_page_is_one_action(sample, tmp_path):
     assert first.store.history(first.name)["kind"].tolist().count("label") == 5
 
 
+def test_counts_are_integers_never_coerced(sample, tmp_path):
+    lib, _ = sample
+    task = new_task(lib, tmp_path)
+    for bad, error, message in [
+        (2.5, TypeError, "n must be an integer, got 2.5"),
+        ("3", TypeError, "n must be an integer, got '3'"),
+        (True, TypeError, "n must be an integer, got True"),
+        (0, ValueError, "n must be an integer from 1"),
+    ]:
+        with pytest.raises(error, match=message):
+            task.next("random", bad)
+    for bad in (0, -1, True, 2.5, "3"):
+        with pytest.raises((TypeError, ValueError), match="k must be an integer"):
+            lib.similar(lib.clips["clip_id"].iat[0], k=bad)
+
+
 def test_feeds_never_repeat_or_return_labelled_clips(sample, tmp_path):
     lib, truth = sample
     task = new_task(lib, tmp_path)

@@ -31,13 +31,14 @@ import threading
 import urllib.error
 import warnings
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 
 from va_widgets.errors import EmbedderError, TextSearchUnavailable
+from va_widgets.linalg import one_torch_thread
 
 if TYPE_CHECKING:
     import torch
@@ -725,7 +726,9 @@ class OpenClipEmbedder:
         texts = [str(t) for t in texts]
         out = np.empty((len(texts), self.dim), dtype=np.float32)
         step = max(1, self.batch_size)
-        with torch.inference_mode():
+        # interactive: one thread, steady under a competing process (see one_torch_thread)
+        threads = one_torch_thread() if self.device == "cpu" else nullcontext()
+        with threads, torch.inference_mode():
             for start in range(0, len(texts), step):
                 tokens = self._tokenizer(texts[start : start + step]).to(self.device)
                 features = self._model.encode_text(tokens).float()

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from va_widgets.checks import check_count
 from va_widgets.errors import TextSearchUnavailable, VaWidgetsError
 from va_widgets.learner import FEEDS, ActiveLearningEngine, Quality
 from va_widgets.store import Decision, LabelStore
@@ -121,6 +122,7 @@ class Task:
         clip (except in ``"review"``), never one twice in a batch."""
         if feed not in FEEDS:
             raise ValueError(f"unknown feed {feed!r}; choose one of {', '.join(FEEDS)}")
+        n = check_count("n", n, maximum=100_000)
         row = None
         if feed == "similar":
             row = self._similar_row(similar_to)
