@@ -115,3 +115,38 @@ def test_export_then_score_new_videos(tmp_path, pixel_embedder):
     scores = pd.read_csv(tmp_path / "scores.csv")
     assert len(scores) == 4 and scores["score"].between(0, 1).all()
     assert {"clip_id", "video", "start_seconds", "end_seconds"} <= set(scores.columns)
+
+
+def test_export_refuses_unknown_tasks_and_empty_paths_and_fills_a_folder(tmp_path, pixel_embedder):
+    import va_widgets as va
+    from va_widgets.store import LabelStore
+
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    make_video(videos / "a.mp4", [(RED, 2.0), (BLUE, 2.0)], noise=0)
+    cache = tmp_path / "cache"
+    lib = va.index_videos(videos, cache, embedder=pixel_embedder, progress=False)
+    unknown = va_widgets("export", str(tmp_path / "out" / "x"), "--cache", str(cache),
+                         "--task", "nope")  # fmt: skip
+    assert unknown.returncode == 2 and "no label store" in unknown.stderr
+    task = va.Task(lib, "ball", annotator="ana")
+    nothing = va_widgets("export", str(tmp_path / "out" / "x"), "--cache", str(cache),
+                         "--task", "nope")  # fmt: skip
+    assert nothing.returncode == 2 and "no task 'nope'" in nothing.stderr
+    assert "'ball'" in nothing.stderr
+    assert [t.name for t in LabelStore(cache / "labels.sqlite").tasks()] == ["ball"]
+    empty = va_widgets("export", "", "--cache", str(cache), "--task", "ball")
+    assert empty.returncode == 2 and "export path '' is empty" in empty.stderr
+    no_model = va_widgets("export", str(tmp_path / "out") + "/", "--cache", str(cache),
+                          "--task", "ball")  # fmt: skip
+    assert no_model.returncode == 2 and "no classifier yet" in no_model.stderr
+    assert not (tmp_path / "out").exists()  # nothing half-written
+    ids = lib.clips["clip_id"].tolist()
+    task.label(ids[0], True)
+    task.label(ids[1], False)
+    done = va_widgets("export", str(tmp_path / "out") + "/", "--cache", str(cache),
+                      "--task", "ball")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "ball.csv", "ball.parquet", "ball.skops",
+    ]  # fmt: skip

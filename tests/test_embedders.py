@@ -157,6 +157,24 @@ def test_encode_text_with_real_tokenizer(clip_fp32):
     )
 
 
+def test_text_search_runs_torch_on_one_thread_and_restores_the_count(clip_fp32):
+    """One query must not wait on torch's thread pool (stalls under a competing process)."""
+    import torch
+
+    seen: list[int] = []
+    hook = clip_fp32._model.token_embedding.register_forward_hook(
+        lambda *_: seen.append(torch.get_num_threads())
+    )
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        clip_fp32.encode_text(["a red car"])
+        assert seen == [1] and torch.get_num_threads() == 2
+    finally:
+        hook.remove()
+        torch.set_num_threads(before)
+
+
 def test_bf16_close_to_fp32(tiny, clip_fp32):
     config, weights = tiny
     bf16 = OpenClipEmbedder(TINY_MODEL, pretrained=weights, model_config=config, precision="bf16")

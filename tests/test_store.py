@@ -683,6 +683,31 @@ def test_concurrent_processes_lose_nothing(tmp_path: Path) -> None:
         pd.testing.assert_frame_equal(s.current("cats"), before)
 
 
+def test_another_store_on_the_same_file_in_this_process_loses_no_label(tmp_path: Path) -> None:
+    """Opening a second LabelStore on a file this process already has open used to read the
+    file's header with open()/close(), which dropped this process's SQLite locks: another
+    process then deleted the WAL under the first store, and its next label was lost."""
+    path = tmp_path / "labels.sqlite"
+    count = (
+        "import sys; from va_widgets.store import LabelStore; s = LabelStore(sys.argv[1]); "
+        "print(len(s.current('cats'))); s.close()"
+    )
+
+    def seen_elsewhere() -> int:
+        done = subprocess.run([sys.executable, "-c", count, str(path)], capture_output=True,
+                              text=True, check=True)  # fmt: skip
+        return int(done.stdout)
+
+    with LabelStore(path) as first:
+        first.open_task("cats", **LIB)
+        first.add_event("cats", "c1", "label", label=True, annotator="a")
+        LabelStore(path).close()
+        assert seen_elsewhere() == 1  # the other process closes last: it may clean up the WAL
+        first.add_event("cats", "c2", "label", label=False, annotator="a")
+        assert seen_elsewhere() == 2
+    assert seen_elsewhere() == 2
+
+
 def test_reopening_in_a_new_process_sees_everything(store: LabelStore) -> None:
     store.add_event("cats", "c1", "label", label=True, annotator="a", model_version=1)
     store.add_event("cats", "c2", "label", label=False, annotator="b")

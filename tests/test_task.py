@@ -84,6 +84,22 @@ def test_undo_is_this_sessions_own_and_a_page_is_one_action(sample, tmp_path):
     assert first.store.history(first.name)["kind"].tolist().count("label") == 5
 
 
+def test_counts_are_integers_never_coerced(sample, tmp_path):
+    lib, _ = sample
+    task = new_task(lib, tmp_path)
+    for bad, error, message in [
+        (2.5, TypeError, "n must be an integer, got 2.5"),
+        ("3", TypeError, "n must be an integer, got '3'"),
+        (True, TypeError, "n must be an integer, got True"),
+        (0, ValueError, "n must be an integer from 1"),
+    ]:
+        with pytest.raises(error, match=message):
+            task.next("random", bad)
+    for bad in (0, -1, True, 2.5, "3"):
+        with pytest.raises((TypeError, ValueError), match="k must be an integer"):
+            lib.similar(lib.clips["clip_id"].iat[0], k=bad)
+
+
 def test_feeds_never_repeat_or_return_labelled_clips(sample, tmp_path):
     lib, truth = sample
     task = new_task(lib, tmp_path)
@@ -245,6 +261,41 @@ def test_load_classifier_refuses_foreign_files(tmp_path):
         va.load_classifier(tmp_path / "partial.skops")
     with pytest.raises(FileNotFoundError):
         va.load_classifier(tmp_path / "missing.skops")
+
+
+def test_a_classifier_file_with_absurd_sizes_is_refused_before_use(sample, tmp_path):
+    """A .skops file edited to ask for 10**9 frames per clip, a model of another width, or a
+    model config of absurd size: a clear error naming the file, nothing allocated."""
+    import skops.io as sio
+
+    from va_widgets.classifier import TRUSTED_TYPES
+    from va_widgets.embedders import EmbedderError, embedder_from_spec
+
+    lib, truth = sample
+    task = new_task(lib, tmp_path)
+    for clip, y in list(zip(lib.clips["clip_id"], truth, strict=True))[:10]:
+        task.label(clip, bool(y))
+    path = task.export(tmp_path / "ball")["classifier"]
+    payload = sio.load(path, trusted=TRUSTED_TYPES)
+    edits = {
+        "frames": lambda p: p["clip_rule"].update(frames_per_clip=10**9),
+        "width": lambda p: p.update(embedder_spec={**p["embedder_spec"], "dim": 7}),
+    }
+    for name, edit in edits.items():
+        bad = {**payload, "clip_rule": dict(payload["clip_rule"])}
+        edit(bad)
+        (tmp_path / f"{name}.skops").write_bytes(sio.dumps(bad))
+        with pytest.raises(va.VaWidgetsError, match=f"{name}.skops"):
+            va.load_classifier(tmp_path / f"{name}.skops")
+    huge = {
+        "kind": "open_clip", "model": "va-huge", "weights": "random", "pretrained": None,
+        "fingerprint": "", "dim": 32, "image_size": 64, "seed": 0,
+        "model_config": {"embed_dim": 32, "vision_cfg": {"width": 10**6, "layers": 10**3,
+                         "image_size": 64, "patch_size": 16},
+                         "text_cfg": {"width": 32, "layers": 1, "heads": 1}},
+    }  # fmt: skip
+    with pytest.raises(EmbedderError, match=r"absurd|parameters"):
+        embedder_from_spec(huge)
 
 
 def test_simulate_reproduces_the_paper_protocol(sample):

@@ -158,6 +158,27 @@ class VideoClassifier:
         return embedder_from_spec(self.embedder_spec)
 
 
+def _check_payload(payload: dict[str, Any], path: Path) -> None:
+    """VaWidgetsError naming the file when its clip rule, embedder spec or model is out of
+    bounds or inconsistent (checked before anything is allocated or indexed)."""
+    from va_widgets.media import ClipRule
+
+    try:
+        ClipRule.from_dict(payload["clip_rule"])
+    except (TypeError, ValueError) as exc:
+        raise VaWidgetsError(f"{str(path)!r} has an invalid clip rule: {exc}") from exc
+    spec = payload["embedder_spec"]
+    dim = spec.get("dim") if isinstance(spec, dict) else None
+    if isinstance(dim, bool) or not isinstance(dim, int) or not 1 <= dim <= 65536:
+        raise VaWidgetsError(f"{str(path)!r} has an invalid embedder spec (dim {dim!r})")
+    coef = getattr(payload["estimator"], "coef_", None)
+    if coef is not None and np.shape(coef) != (1, dim):
+        raise VaWidgetsError(
+            f"{str(path)!r}: the classifier has coefficients of shape {np.shape(coef)}, but its "
+            f"embedder makes {dim}-d vectors; the file is damaged or was edited"
+        )
+
+
 def load_classifier(path: str | os.PathLike[str]) -> VideoClassifier:
     """Load a classifier written by :meth:`Task.export` / :meth:`VideoClassifier.save`."""
     import skops.io as sio
@@ -184,6 +205,7 @@ def load_classifier(path: str | os.PathLike[str]) -> VideoClassifier:
         raise VaWidgetsError(
             f"{str(path)!r} is an incomplete va_widgets classifier: no {sorted(missing)}"
         )
+    _check_payload(payload, path)
     return VideoClassifier(
         estimator=payload["estimator"],
         embedder_spec=payload["embedder_spec"],

@@ -77,11 +77,25 @@ def _info(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from va_widgets.library import ClipLibrary
-    from va_widgets.task import Task
+    from pathlib import Path
 
+    from va_widgets.library import ClipLibrary
+    from va_widgets.store import LabelStore
+    from va_widgets.task import Task, export_paths
+
+    export_paths(args.out, args.task)  # a bad path fails before anything is opened
     lib = ClipLibrary.open(args.cache)
-    task = Task(lib, args.task, store=args.store, annotator="cli")
+    store_path = Path(args.store) if args.store else lib.cache / "labels.sqlite"
+    if not store_path.is_file():
+        raise VaWidgetsError(f"no label store at {str(store_path)!r}; label with a Task first")
+    store = LabelStore(store_path)
+    names = [t.name for t in store.tasks()]
+    if args.task not in names:  # never create a task only to export nothing
+        raise VaWidgetsError(
+            f"no task {args.task!r} in {str(store_path)!r}; tasks there: "
+            f"{', '.join(map(repr, names)) or 'none'}"
+        )
+    task = Task(lib, args.task, store=store, annotator="cli")
     for kind, path in task.export(args.out).items():
         print(f"{kind}: {path}")
     return 0
@@ -104,7 +118,12 @@ def _score(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="va-widgets", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="va-widgets",
+        description=__doc__,
+        epilog="exit codes: 0 done; 1 done, but some files could not be indexed (listed on "
+        "stderr); 2 the command could not run (the message names the input)",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("index", help="index videos into a library folder (incremental)")
@@ -142,7 +161,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "export", help="write a task's labels (CSV, Parquet) and classifier (.skops)"
     )
-    p.add_argument("out", help="output path prefix, e.g. exports/car-chase")
+    p.add_argument(
+        "out", help="output path prefix (e.g. exports/car-chase) or folder (e.g. exports/)"
+    )
     p.add_argument("--cache", required=True, help="the library folder")
     p.add_argument("--task", required=True, help="the task name")
     p.add_argument("--store", help="the label store (default <cache>/labels.sqlite)")
@@ -163,7 +184,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``va-widgets`` command."""
+    """Entry point of the ``va-widgets`` command.
+
+    Exit codes: 0 done; 1 done, but some files could not be indexed (listed on stderr);
+    2 the command could not run (bad argument, missing or damaged cache, unknown task), with
+    a message naming the input; argparse's own usage errors also exit 2.
+    """
     args = build_parser().parse_args(argv)
     try:
         return int(args.run(args))

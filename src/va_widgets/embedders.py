@@ -31,13 +31,14 @@ import threading
 import urllib.error
 import warnings
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 
 from va_widgets.errors import EmbedderError, TextSearchUnavailable
+from va_widgets.linalg import one_torch_thread
 
 if TYPE_CHECKING:
     import torch
@@ -397,6 +398,7 @@ def _register_config(model: str, model_config: str | Path) -> tuple[dict[str, An
             f"model_config {str(path)!r} is not an open_clip model config "
             "(it needs 'embed_dim', 'vision_cfg' and 'text_cfg')"
         )
+    _check_config_sizes(data, str(path))
     with _CONFIG_LOCK:
         builtin = open_clip.get_model_config(model)
         if builtin is not None and builtin != data and _is_builtin_model(model):
@@ -412,6 +414,51 @@ def _register_config(model: str, model_config: str | Path) -> tuple[dict[str, An
         copy.write_text(json.dumps(data), encoding="utf-8")
         open_clip.add_model_config(copy)
     return data, preprocess
+
+
+#: Bounds of a model config read from a file (a cache, a classifier, the user): the largest
+#: open_clip models have about 2.5e9 parameters and 1024-px inputs.
+MAX_MODEL_PARAMETERS = 2e10
+MAX_CONFIG_NUMBER = 1 << 24
+
+
+def _check_config_sizes(data: dict[str, Any], where: str) -> None:
+    """EmbedderError when a model config asks for absurd sizes, before anything is allocated."""
+    stack: list[tuple[Any, int]] = [(data, 0)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > 16:
+            raise EmbedderError(f"model_config {where!r} is nested deeper than 16 levels")
+        if isinstance(value, dict):
+            stack += [(v, depth + 1) for v in value.values()]
+        elif isinstance(value, list):
+            stack += [(v, depth + 1) for v in value]
+        elif (
+            isinstance(value, (int, float))
+            and not isinstance(value, bool)
+            and not -MAX_CONFIG_NUMBER <= value <= MAX_CONFIG_NUMBER
+        ):
+            raise EmbedderError(f"model_config {where!r} holds an absurd number: {value!r}")
+    parameters = 0.0
+    for tower in ("vision_cfg", "text_cfg"):
+        cfg = data.get(tower)
+        if not isinstance(cfg, dict):
+            continue
+        width, layers = cfg.get("width", 0), cfg.get("layers", 0)
+        layers = sum(layers) if isinstance(layers, list) else layers
+        if isinstance(width, (int, float)) and isinstance(layers, (int, float)):
+            parameters += 12.0 * float(width) ** 2 * float(layers)
+        size = cfg.get("image_size", 0)
+        if any(
+            isinstance(v, (int, float)) and v > 4096
+            for v in (size if isinstance(size, list) else [size])
+        ):
+            raise EmbedderError(f"model_config {where!r}: image_size {size!r} is above 4096")
+    if parameters > MAX_MODEL_PARAMETERS:
+        raise EmbedderError(
+            f"model_config {where!r} describes a model of about {parameters:.1e} parameters "
+            f"(more than {MAX_MODEL_PARAMETERS:.0e}); is the file damaged?"
+        )
 
 
 def _is_builtin_model(model: str) -> bool:
@@ -725,7 +772,9 @@ class OpenClipEmbedder:
         texts = [str(t) for t in texts]
         out = np.empty((len(texts), self.dim), dtype=np.float32)
         step = max(1, self.batch_size)
-        with torch.inference_mode():
+        # interactive: one thread, steady under a competing process (see one_torch_thread)
+        threads = one_torch_thread() if self.device == "cpu" else nullcontext()
+        with threads, torch.inference_mode():
             for start in range(0, len(texts), step):
                 tokens = self._tokenizer(texts[start : start + step]).to(self.device)
                 features = self._model.encode_text(tokens).float()

@@ -54,6 +54,7 @@ import sqlite3
 import threading
 import time
 import warnings
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -373,6 +374,45 @@ def _validate_existing(path: Path) -> None:
         conn.close()
 
 
+# files (device, inode) this process holds open as label stores, with their connection counts
+_open_files: dict[tuple[int, int], int] = {}
+_open_files_lock = threading.Lock()
+
+
+def _file_key(path: Path) -> tuple[int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def _open_here(path: Path) -> tuple[int, int] | None:
+    """The file's key when this process already has a label store open on it."""
+    key = _file_key(path)
+    with _open_files_lock:
+        return key if key is not None and _open_files.get(key) else None
+
+
+def _register(path: Path) -> tuple[int, int] | None:
+    key = _file_key(path)
+    if key is not None:
+        with _open_files_lock:
+            _open_files[key] = _open_files.get(key, 0) + 1
+    return key
+
+
+def _unregister(key: tuple[int, int] | None) -> None:
+    if key is None:
+        return
+    with _open_files_lock:
+        left = _open_files.get(key, 0) - 1
+        if left > 0:
+            _open_files[key] = left
+        else:
+            _open_files.pop(key, None)
+
+
 def _check_writable(path: Path) -> None:
     """StoreError naming the folder when the store cannot be written there (SQLite itself
     would say only "unable to open database file" or "attempt to write a readonly database")."""
@@ -477,7 +517,12 @@ class LabelStore:
         self._lock = threading.RLock()
         self._task_ids: dict[str, int] = {}
         self._conn: sqlite3.Connection | None = None
-        _validate_existing(self.path)
+        if _open_here(self.path) is None:
+            # Reads the file's header with a plain open() and close(): never while this
+            # process has a connection to it, because closing any descriptor of a file drops
+            # every POSIX lock the process holds on it, SQLite's included; another process
+            # could then checkpoint and delete the WAL under our connection (labels lost).
+            _validate_existing(self.path)
         _check_writable(self.path)
         try:
             conn = sqlite3.connect(
@@ -495,6 +540,8 @@ class LabelStore:
             conn.execute("PRAGMA foreign_keys = ON")
             if self._retry(lambda: _identify(conn, self.path)) < SCHEMA_VERSION:
                 self._write(self._migrate)  # checks again under the write lock
+            # unregistered by close(), or when the store is garbage-collected unclosed
+            self._release = weakref.finalize(self, _unregister, _register(self.path))
         except BaseException:
             self._conn = None
             conn.close()
@@ -508,6 +555,7 @@ class LabelStore:
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
+                self._release()
 
     def __enter__(self) -> LabelStore:
         return self

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import getpass
 import os
+import re
 import uuid
 import warnings
 from pathlib import Path
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from va_widgets.checks import check_count
 from va_widgets.errors import TextSearchUnavailable, VaWidgetsError
 from va_widgets.learner import FEEDS, ActiveLearningEngine, Quality
 from va_widgets.store import Decision, Event, LabelStore
@@ -121,6 +123,7 @@ class Task:
         clip (except in ``"review"``), never one twice in a batch."""
         if feed not in FEEDS:
             raise ValueError(f"unknown feed {feed!r}; choose one of {', '.join(FEEDS)}")
+        n = check_count("n", n, maximum=100_000)
         row = None
         if feed == "similar":
             row = self._similar_row(similar_to)
@@ -308,21 +311,41 @@ class Task:
         return current.merge(clips, on="clip_id", how="left")
 
     def export(self, path: str | os.PathLike[str]) -> dict[str, Path]:
-        """Write ``<path>.csv``, ``<path>.parquet`` (labels) and ``<path>.skops`` (classifier)."""
+        """Write the labels (``.csv``, ``.parquet``) and the classifier (``.skops``).
+
+        ``path`` is a file prefix (``exports/car-chase`` gives ``exports/car-chase.csv`` ...)
+        or a folder (an existing one, or a path ending in ``/``), in which the files are named
+        after the task. Nothing is written when the task has no classifier yet.
+        """
         from va_widgets.classifier import VideoClassifier
 
-        base = Path(path)
-        base.parent.mkdir(parents=True, exist_ok=True)
+        out = export_paths(path, self.name)
+        classifier = VideoClassifier.from_task(self)  # raises before any file is written
         labels = self.labels()
-        out = {
-            "csv": base.with_name(base.name + ".csv"),
-            "parquet": base.with_name(base.name + ".parquet"),
-            "classifier": base.with_name(base.name + ".skops"),
-        }
+        out["csv"].parent.mkdir(parents=True, exist_ok=True)
         labels.to_csv(out["csv"], index=False)
         labels.to_parquet(out["parquet"], index=False)
-        VideoClassifier.from_task(self).save(out["classifier"])
+        classifier.save(out["classifier"])
         return out
+
+
+def export_paths(path: str | os.PathLike[str], task: str) -> dict[str, Path]:
+    """The files :meth:`Task.export` writes for ``path`` (a prefix or a folder)."""
+    text = os.fspath(path)
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError(
+            f"export path {text!r} is empty; give a file prefix such as 'exports/car-chase' "
+            "or a folder such as 'exports/'"
+        )
+    base = Path(text).expanduser()
+    if text.endswith(("/", os.sep)) or base.is_dir():
+        safe = re.sub(r"[^A-Za-z0-9._-]+", "_", task).strip("._") or "task"
+        base = base / safe
+    return {
+        "csv": base.with_name(base.name + ".csv"),
+        "parquet": base.with_name(base.name + ".parquet"),
+        "classifier": base.with_name(base.name + ".skops"),
+    }
 
 
 def _login() -> str:
