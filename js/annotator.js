@@ -51,7 +51,7 @@ function render({ model, el }) {
     // JupyterLab and Notebook 7 skip their single-key shortcuts inside this element.
     "data-lm-suppress-shortcuts": "true",
   });
-  const head = createHead(model, { onQuery: query, onHelp: () => toggleHelp() });
+  const head = createHead(model, { onQuery: query, onHelp: () => toggleHelp(), onConcept: (name) => showConcept(name) });
   const keys = createKeyViews({ onAction: act, onClose: () => toggleHelp(false) });
   const status = createStatus(model, link);
   const cards = createCards({
@@ -101,6 +101,13 @@ function render({ model, el }) {
         selection.clear();
         update();
       } else player.stop(queue.current);
+      return;
+    }
+    const concepts = model.get("tasks");
+    if (concepts.length > 1 && /^[1-9]$/.test(event.key)) {
+      event.preventDefault(); // JupyterLab's own 1-9 (headings) must not fire
+      event.stopPropagation();
+      if (!event.repeat) showConcept(concepts[Number(event.key) - 1]);
       return;
     }
     const action = actionFor(event, model.get("shortcuts"));
@@ -226,7 +233,7 @@ function render({ model, el }) {
       return ++item.seq;
     });
     const ids = items.map((item) => item.clip_id);
-    const content = decision === "skip" ? { kind: "skip", clip_id: ids[0] } : { kind: "label", clip_ids: ids, label: decision === "accept" };
+    const content = decision === "skip" ? { kind: "skip", task: shownTask(), clip_id: ids[0] } : { kind: "label", task: shownTask(), clip_ids: ids, label: decision === "accept" };
     const [first] = items;
     const what = `${DECISION_TEXT[decision]}: ${items.length > 1 ? `${items.length} clips` : `${first.video} ${formatSeconds(first.start_seconds)}`}`;
     const settle = (state) => items.forEach((item, i) => item.seq === seqs[i] && (item.state = state));
@@ -243,7 +250,7 @@ function render({ model, el }) {
   }
 
   function undo() {
-    track("undo", "", rpc.request({ kind: "undo" }))
+    track("undo", "", rpc.request({ kind: "undo", task: shownTask() }))
       .then(({ msg, buffers }) => {
         if (!msg.clip_ids.length) {
           note = "nothing to undo";
@@ -270,13 +277,13 @@ function render({ model, el }) {
 
   function similar(item) {
     if (!item) return;
-    rpc.request({ kind: "similar", clip_id: item.clip_id }).catch(showError);
+    rpc.request({ kind: "similar", task: shownTask(), clip_id: item.clip_id }).catch(showError);
   }
 
   function query(text) {
     if (link.lost) return Promise.resolve();
     return rpc
-      .request({ kind: "query", text })
+      .request({ kind: "query", task: shownTask(), text })
       .catch(showError)
       .finally(() => root.focus());
   }
@@ -284,7 +291,7 @@ function render({ model, el }) {
   // Another view of this widget (the same `ann` shown twice, another tab) labelled, skipped or
   // undid clips: Python's replies reach every view, so this one shows the decisions too.
   function onOtherView(msg) {
-    if (!Array.isArray(msg.clip_ids) || !["ack", "undone"].includes(msg.kind)) return;
+    if (!Array.isArray(msg.clip_ids) || !["ack", "undone"].includes(msg.kind) || msg.task !== shownTask()) return;
     const decision = msg.kind === "undone" ? null : msg.label === true ? "accept" : msg.label === false ? "reject" : "skip";
     applyScores(msg.scores);
     for (const clipId of msg.clip_ids) {
@@ -309,11 +316,12 @@ function render({ model, el }) {
     if (loading || exhausted || queue.ahead >= model.get("prefetch")) return;
     loading = true;
     const asked = epoch;
+    const task = shownTask();
     const n = Math.min(64, model.get("prefetch") + model.get("batch_size") - queue.ahead);
     rpc
-      .request({ kind: "more", n, have: queue.known })
+      .request({ kind: "more", task, n, have: queue.known })
       .then(({ msg, buffers }) => {
-        if (msg.epoch !== epoch) return; // a feed change overtook it
+        if (msg.epoch !== epoch || msg.task !== shownTask()) return; // a feed or concept change overtook it
         if (msg.clips.length === 0 && asked === epoch) exhausted = true;
         // Cards are built now, so that showing the next page only inserts them.
         for (const item of queue.add(makeItems(msg.clips, buffers, (id) => queue.accepts(id)))) cards.cardOf(item);
@@ -322,8 +330,50 @@ function render({ model, el }) {
       .finally(() => {
         loading = false;
         update();
-        if (!exhausted || asked !== epoch) topUp();
+        if (!exhausted || asked !== epoch || task !== shownTask()) topUp();
       });
+  }
+
+  const shownTask = () => model.get("task_name");
+
+  /** Show concept `name` (a number key or a tab): Python switches; onConcept follows. */
+  function showConcept(name) {
+    if (!name || name === shownTask() || link.lost) return;
+    model.set("task_name", name);
+    model.save_changes();
+    onConcept();
+  }
+
+  // Another concept is shown: the same page, each card with its decision for that concept
+  // (asked from Python); new clips come from that concept's own feed.
+  let conceptShown = shownTask();
+  function onConcept() {
+    const task = shownTask();
+    if (task === conceptShown) return;
+    conceptShown = task;
+    selection.clear();
+    exhausted = false;
+    const held = queue.pageIdsAll;
+    for (const id of held) {
+      const item = queue.items.get(id);
+      item.seq += 1; // a late reply about the other concept leaves the card alone
+      Object.assign(item, { decision: null, state: "new", previous: null, undone: false });
+    }
+    root.dataset.concept = task;
+    update();
+    rpc
+      .request({ kind: "decisions", task, clip_ids: held })
+      .then(({ msg }) => {
+        if (msg.task !== shownTask()) return;
+        for (const [id, decision] of Object.entries(msg.decisions)) {
+          const item = queue.items.get(id);
+          if (item && !item.decision) Object.assign(item, { decision, state: "saved" });
+        }
+        queue.settleCursor();
+        update();
+      })
+      .catch(showError);
+    topUp();
   }
 
   function onEpoch() {
@@ -457,6 +507,7 @@ function render({ model, el }) {
     errorBox.hidden = true;
   });
   const renderHead = () => head.render(root);
+  model.on("change:tasks change:concept_counts", () => head.renderTabs(root));
   model.on("change:task_name change:query change:text_search change:text_search_reason change:feed change:auto_choice change:auto_reason change:feed_source", renderHead);
   model.on("change:model_version", head.renderFeedInfo);
   model.on("change:counts change:model_version change:quality change:quality_trend change:feed_left change:target change:last_saved", () => status.render(root, { note, failed: lastEventFailed }));
@@ -464,6 +515,7 @@ function render({ model, el }) {
   model.on("change:error", renderError);
   model.on("change:shortcuts", () => keys.render(model.get("shortcuts")));
   model.on("change:_epoch", onEpoch);
+  model.on("change:task_name", onConcept);
   model.on("change:_queue", () => queue.retainUpcoming(model.get("_queue")));
   model.on("change:batch_size", () => (queue.batchSize = model.get("batch_size")));
   model.on("change:prefetch", topUp);

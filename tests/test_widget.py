@@ -14,6 +14,7 @@ from typing import Any
 
 import av
 import numpy as np
+import pandas as pd
 import pytest
 import traitlets
 
@@ -94,6 +95,7 @@ def test_label_is_acknowledged_after_commit_and_updates_status(lib, tmp_path):
     assert ack == {
         "id": ack["id"],
         "kind": "ack",
+        "task": "ball",
         "clip_ids": [ids[0]],
         "label": True,
         "scores": ack["scores"],
@@ -508,3 +510,60 @@ def test_figures_follow_the_theme_a_view_reports(lib, tmp_path, monkeypatch):
     finally:
         theme.set_theme(None)
         theme.report("")
+
+
+def test_several_concepts_each_its_own_task_feed_and_queue(lib, tmp_path):
+    store = tmp_path / "labels.sqlite"
+    ann = Annotator(lib, tasks=["car", "night"], store=store, annotator="ana")
+    rec = Recorder(ann)
+    assert ann.tasks == ["car", "night"] and ann.task_name == "car" and ann.task.name == "car"
+    assert set(ann.concepts) == {"car", "night"} and ann.concept_counts == {"car": 0, "night": 0}
+    ann.feed = "random"  # car's feed
+    reply, _ = rec.request("more", n=4, have=[])
+    assert reply["task"] == "car" and {c["feed"] for c in reply["clips"]} == {"random"}
+    page = [c["clip_id"] for c in reply["clips"]]
+    rec.request("label", task="car", clip_ids=page[:2], label=True)
+    rec.request("label", task="car", clip_ids=page[2:], label=False)
+
+    ann.task_name = "night"  # what the number key 2 (or the tab) does
+    assert ann.task.name == "night" and ann.feed == "auto" and ann._queue == []
+    assert ann.counts == {"positives": 0, "negatives": 0, "skipped": 0}
+    decided, _ = rec.request("decisions", task="night", clip_ids=page)
+    assert decided["decisions"] == {}  # the same clips, not labelled for night yet
+    ack, _ = rec.request("label", task="night", clip_ids=page[:1], label=True)  # same page
+    assert ack["task"] == "night" and ann.counts["positives"] == 1
+    assert ann.concept_counts == {"car": 4, "night": 1}
+    decided, _ = rec.request("decisions", task="car", clip_ids=page)
+    assert decided["decisions"] == dict(zip(page, ["accept"] * 2 + ["reject"] * 2, strict=True))
+
+    undone, _ = rec.request("undo", task="car")  # car's last action, not night's
+    assert undone["task"] == "car" and undone["clip_ids"] == page[2:]
+    ann.task_name = "car"
+    assert ann.feed == "random" and ann.counts["negatives"] == 0  # car's own feed, back
+    wide = ann.labels_wide()
+    assert list(wide.columns) == ["car", "night"] and set(wide.index) == set(page[:2])
+    assert wide.loc[page[0]].tolist() == [True, True]
+    assert wide.loc[page[1], "car"] and pd.isna(wide.loc[page[1], "night"])
+    reply, _ = rec.request("more", task="rain", n=2, have=[])
+    assert reply["kind"] == "error" and "task must be one of ['car', 'night']" in reply["error"]
+    with pytest.raises(traitlets.TraitError, match="no concept 'rain'"):
+        ann.task_name = "rain"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"task": "a", "tasks": ["b"]}, TypeError, "not both"),
+        ({}, TypeError, "not neither"),
+        ({"tasks": "car"}, TypeError, "non-empty list"),
+        ({"tasks": []}, TypeError, "non-empty list"),
+        ({"tasks": ["a", "a"]}, ValueError, "different names"),
+        ({"tasks": [str(i) for i in range(10)]}, ValueError, "at most 9 concepts"),
+        ({"tasks": ["a", "b"], "query": "x"}, TypeError, "as a dict"),
+        ({"tasks": ["a"], "query": {"z": "x"}}, ValueError, r"task\(s\) \['z'\] not in"),
+        ({"task": "a", "query": {"a": "x"}}, TypeError, "goes with tasks="),
+    ],
+)
+def test_concepts_are_checked(lib, tmp_path, kwargs, error, match):
+    with pytest.raises(error, match=match):
+        Annotator(lib, store=tmp_path / "l.sqlite", **kwargs)

@@ -51,10 +51,12 @@ export function scoreTitle(task, version) {
 
 /**
  * @param {import("@anywidget/types").AnyModel} model
- * @param {{ onQuery: (text: string) => Promise<unknown>, onHelp: () => void }} handlers
+ * @param {{ onQuery: (text: string) => Promise<unknown>, onHelp: () => void,
+ *           onConcept: (name: string) => void }} handlers
  */
-export function createHead(model, { onQuery, onHelp }) {
+export function createHead(model, { onQuery, onHelp, onConcept }) {
   const taskName = h("span", { class: "va-task", "data-testid": "task-name" });
+  const tabs = h("div", { class: "va-tabs", role: "tablist", "aria-label": "Concepts (keys 1–9)", "data-testid": "concepts", hidden: true });
   const queryInput = /** @type {HTMLInputElement} */ (
     h("input", { type: "search", class: "va-query-input", "data-testid": "query-input", "aria-label": "Text query (zero-shot search)", placeholder: "describe the clips you want…" })
   );
@@ -64,7 +66,7 @@ export function createHead(model, { onQuery, onHelp }) {
   const feedSelect = /** @type {HTMLSelectElement} */ (h("select", { class: "va-feed-select", "data-testid": "feed-select", "aria-label": "Feed" }));
   const feedInfo = h("span", { class: "va-feed-info", "data-testid": "feed-info" });
   const helpButton = h("button", { type: "button", class: "va-icon", "data-testid": "help-button", "aria-label": "Keyboard shortcuts", text: "?", onclick: onHelp });
-  const el = h("div", { class: "va-head" }, [taskName, queryForm, h("label", { class: "va-feed" }, ["Feed ", feedSelect]), helpButton, feedInfo]);
+  const el = h("div", { class: "va-head" }, [taskName, tabs, queryForm, h("label", { class: "va-feed" }, ["Feed ", feedSelect]), helpButton, feedInfo]);
 
   queryForm.addEventListener("submit", (event) => {
     event.preventDefault();
@@ -84,9 +86,29 @@ export function createHead(model, { onQuery, onHelp }) {
     setText(feedInfo, [auto, orderText(feed, model.get("feed_source"), model.get("model_version"))].filter(Boolean).join(" · "));
   }
 
+  /** One tab per concept, with its labels so far; the number keys 1-9 show them too. */
+  function renderTabs(root) {
+    const names = model.get("tasks");
+    const counts = model.get("concept_counts");
+    tabs.hidden = names.length < 2;
+    taskName.hidden = !tabs.hidden;
+    if (tabs.hidden) return;
+    if (tabs.children.length !== names.length || names.some((n, i) => tabs.children[i].dataset.concept !== n)) {
+      tabs.replaceChildren(...names.map((name, i) => h("button", { type: "button", role: "tab", class: "va-tab", "data-concept": name, "data-testid": "concept-tab", title: `Show ${name} (key ${i + 1})`, onclick: () => onConcept(name) })));
+    }
+    const shown = model.get("task_name");
+    [...tabs.children].forEach((tab, i) => {
+      const name = names[i];
+      setText(tab, `${i + 1} ${name} · ${counts[name] ?? 0}`);
+      attr(tab, "aria-selected", name === shown ? "true" : "false");
+    });
+    root.dataset.concept = shown;
+  }
+
   /** @param {HTMLElement} root */
   function render(root) {
     taskName.textContent = model.get("task_name");
+    renderTabs(root);
     if (document.activeElement !== queryInput) queryInput.value = model.get("query");
     const canSearch = model.get("text_search");
     queryInput.disabled = !canSearch;
@@ -109,5 +131,5 @@ export function createHead(model, { onQuery, onHelp }) {
     if (off) queryButton.disabled = queryInput.disabled = true;
   }
 
-  return { el, queryInput, feedSelect, render, renderFeedInfo, disable };
+  return { el, queryInput, feedSelect, render, renderTabs, renderFeedInfo, disable };
 }

@@ -71,6 +71,7 @@ export function createKeyViews({ onAction, onClose }) {
         "Shift+click or Shift+arrow selects a range, Ctrl+click adds or removes a card; the label keys then " +
         "label the selection. In the large player, , and . (or ← and →) step one frame back or on, " +
         "the label keys label the clip shown and show the next one, Esc returns to the grid. " +
+        "With several concepts, 1 to 9 (or the tabs) show another one on the same page. " +
         "Esc also closes this help, clears the selection or stops a video.",
     }),
   ]);

@@ -33,6 +33,18 @@ export class Queue {
     return this.upcoming.length + ids.filter((id) => !this.items.get(id).decision).length;
   }
 
+  /** The clip ids on pages (shown now or kept for going back), not the upcoming ones. */
+  get pageIdsAll() {
+    return this.pages.flat();
+  }
+
+  /** With no current clip (waiting) but open clips on the page, the first open one. */
+  settleCursor() {
+    if (this.current) return;
+    const open = this.pageIds.findIndex((id) => !this.items.get(id).decision);
+    if (open >= 0) this.cursor = open;
+  }
+
   /** Every clip id this view holds (sent to Python as `have`). */
   get known() {
     return [...this.items.keys()];

@@ -48,17 +48,18 @@ from __future__ import annotations
 
 import io
 import traceback
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import anywidget
+import pandas as pd
 import traitlets as t
 from ipywidgets import CallbackDispatcher
 
 from va_widgets import messages as msgs
 from va_widgets import theme as theme_module
+from va_widgets.concept import Concept, wide_labels
 from va_widgets.errors import VaWidgetsError
 from va_widgets.learner import FEEDS
 from va_widgets.messages import MessageError
@@ -125,7 +126,13 @@ class Annotator(anywidget.AnyWidget):
     _esm = STATIC / "annotator.js"
     _css = STATIC / "annotator.css"
 
-    task_name = t.Unicode("", help="The task (concept) being labelled.").tag(sync=True)
+    task_name = t.Unicode("", help="The task (concept) shown; one of ``tasks``.").tag(sync=True)
+    tasks = t.List(t.Unicode(), help="Every concept of this widget (number keys switch).").tag(
+        sync=True
+    )
+    concept_counts = t.Dict(
+        help="Concept -> its labels so far (several concepts only, for the tabs)."
+    ).tag(sync=True)
     query = t.Unicode("", help="The zero-shot text query ('' when none).").tag(sync=True)
     text_search = t.Bool(
         False, help="Whether the embedder can embed text (query box enabled)."
@@ -198,8 +205,9 @@ class Annotator(anywidget.AnyWidget):
         self,
         library: ClipLibrary | None = None,
         *,
-        task: Task | str,
-        query: str | None = None,
+        task: Task | str | None = None,
+        tasks: Sequence[Task | str] | None = None,
+        query: str | Mapping[str, str] | None = None,
         store: Any = None,
         annotator: str | None = None,
         **kwargs: Any,
@@ -207,19 +215,23 @@ class Annotator(anywidget.AnyWidget):
         for name in kwargs:
             if name not in _WIDGET_OPTIONS:
                 raise TypeError(
-                    f"Annotator() got an unexpected keyword argument {name!r}; "
-                    f"options are library, task, query, store, annotator, {', '.join(_WIDGET_OPTIONS)}"
+                    f"Annotator() got an unexpected keyword argument {name!r}; options are "
+                    f"library, task, tasks, query, store, annotator, {', '.join(_WIDGET_OPTIONS)}"
                 )
         type(self)._ensure_front_end()
-        self._task = _resolve_task(library, task, query=query, store=store, annotator=annotator)
+        resolved = _resolve_tasks(
+            library, task, tasks, query=query, store=store, annotator=annotator
+        )
+        feed = kwargs.get("feed", "auto")
+        self._concepts = {t.name: Concept(t, feed=feed) for t in resolved}
+        self._concept = self._concepts[resolved[0].name]  # the one shown
+        self._switching = False  # a concept switch sets traits that must not restart queues
         self._label_callbacks = CallbackDispatcher()
-        self._origin: dict[str, Origin] = {}  # clip id -> how it was served (feed, ...)
-        self._served: set[str] = set()  # clip ids served in this epoch
-        self._ap_history: list[tuple[int, float]] = []  # (labels, estimated AP), in order
         embedder = self._task.library.embedder
         kwargs.setdefault("shortcuts", {})
         super().__init__(
             task_name=self._task.name,
+            tasks=list(self._concepts),
             query=self._task.query or "",
             text_search=bool(embedder.supports_text),
             text_search_reason=""
@@ -237,6 +249,7 @@ class Annotator(anywidget.AnyWidget):
             "query": self._on_query,
             "similar": self._on_similar,
             "status": self._on_status,
+            "decisions": self._on_decisions,
         }
         self.on_msg(self._on_msg)
         self._refresh_status()
@@ -251,9 +264,23 @@ class Annotator(anywidget.AnyWidget):
 
     # -- user-facing API ------------------------------------------------------------------
     @property
+    def _task(self) -> Task:
+        return self._concept.task
+
+    @property
     def task(self) -> Task:
-        """The :class:`~va_widgets.task.Task` being labelled."""
-        return self._task
+        """The :class:`~va_widgets.task.Task` shown now (``task_name``)."""
+        return self._concept.task
+
+    @property
+    def concepts(self) -> dict[str, Task]:
+        """Every concept of this widget: name -> its :class:`~va_widgets.task.Task`."""
+        return {name: c.task for name, c in self._concepts.items()}
+
+    def labels_wide(self) -> pd.DataFrame:
+        """The labels of every concept as one table: a row per clip, a column per concept
+        (True, False, or <NA> where that concept has no label), for export."""
+        return wide_labels(self._task.store, self._concepts)
 
     def on_label(self, callback: Callable[[str, bool | None], Any], remove: bool = False) -> None:
         """Call ``callback(clip_id, label)`` after each label saved from the widget (``label``
@@ -275,6 +302,8 @@ class Annotator(anywidget.AnyWidget):
         return super()._repr_mimebundle_(**kwargs)
 
     def __repr__(self) -> str:
+        if len(self._concepts) > 1:
+            return f"Annotator(tasks={list(self._concepts)}, shown={self.task_name!r}, feed={self.feed!r})"
         return f"Annotator(task={self._task!r}, feed={self.feed!r})"
 
     # -- traits ---------------------------------------------------------------------------
@@ -306,7 +335,7 @@ class Annotator(anywidget.AnyWidget):
 
     @t.observe("query")
     def _query_changed(self, change: Any) -> None:
-        if self.feed in ("search", "auto"):
+        if self.feed in ("search", "auto") and not self._switching:
             self._restart_queue()
 
     @t.observe("theme")
@@ -315,14 +344,42 @@ class Annotator(anywidget.AnyWidget):
 
     @t.observe("feed", "similar_to")
     def _feed_changed(self, change: Any) -> None:
+        if self._switching:
+            return
+        self._concept.feed, self._concept.similar_to = self.feed, self.similar_to
         self._restart_queue()
 
     def _restart_queue(self) -> None:
-        self._served.clear()
+        self._concept.restart()
         with self.hold_sync():
             self._queue = []
             self._epoch += 1
             self._refresh_counts()
+
+    @t.validate("task_name")
+    def _validate_task_name(self, proposal: Any) -> str:
+        name = proposal["value"]
+        if name not in getattr(self, "_concepts", {name: None}):
+            raise t.TraitError(f"no concept {name!r} in this widget; it has {list(self._concepts)}")
+        return str(name)
+
+    @t.observe("task_name")
+    def _task_name_changed(self, change: Any) -> None:
+        """Show another concept: its feed, queue, counts and quality (the view keeps its page)."""
+        concept = self._concepts[change["new"]]
+        if concept is self._concept:
+            return
+        self._concept = concept
+        self._switching = True
+        try:
+            with self.hold_sync():
+                self.feed, self.similar_to = concept.feed, concept.similar_to
+                self.query = concept.task.query or ""
+                self._queue = list(concept.queue)
+                self.feed_source = concept.feed_source
+                self._refresh_status()
+        finally:
+            self._switching = False
 
     # -- messages -------------------------------------------------------------------------
     def _on_msg(self, _widget: Any, content: Any, buffers: list[Any]) -> None:
@@ -348,115 +405,112 @@ class Annotator(anywidget.AnyWidget):
     def _reply(self, rid: Any, content: dict[str, Any], buffers: list[bytes] | None = None) -> None:
         self.send({"id": rid, **content}, buffers or None)
 
+    def _concept_of(self, content: dict[str, Any]) -> Concept:
+        """The concept a message is about (its ``task``; the one shown when it names none)."""
+        if content.get("task") is None:
+            return self._concept
+        name = msgs.text(content, "task")
+        if name not in self._concepts:
+            raise MessageError(f"task must be one of {list(self._concepts)}, got {name!r}")
+        return self._concepts[name]
+
     def _send_clips(
         self,
         rid: Any,
         kind: str,
+        concept: Concept,
         clip_ids: list[str],
         previous: Mapping[str, str] | None = None,
         extra: Mapping[str, Any] | None = None,
     ) -> None:
         """Reply with the clips' metadata and frames; ``previous`` overrides the decision each
-        clip is shown with (default: its current label, e.g. in the review feed)."""
-        scores = self._task.scores_of(clip_ids)
-        feeds = [(self._origin[c].feed if c in self._origin else None) or "" for c in clip_ids]
-        meta, buffers = pack_clips(self._task.library, clip_ids, scores, feeds)
-        before = {**self._current_decisions(clip_ids), **(previous or {})}
+        clip is shown with (default: its current label in ``concept``, e.g. in review)."""
+        task = concept.task
+        scores = task.scores_of(clip_ids)
+        origin = concept.origin
+        feeds = [(origin[c].feed if c in origin else None) or "" for c in clip_ids]
+        meta, buffers = pack_clips(task.library, clip_ids, scores, feeds)
+        before = {**concept.labels_of(clip_ids), **(previous or {})}
         for m in meta:
             m["previous"] = before.get(m["clip_id"])
-        self._reply(
-            rid, {"kind": kind, "epoch": self._epoch, "clips": meta, **(extra or {})}, buffers
-        )
-
-    def _current_decisions(self, clip_ids: list[str]) -> dict[str, str]:
-        """The current label of each labelled clip among ``clip_ids``: "accept" or "reject"."""
-        if not clip_ids:
-            return {}
-        labels = self._task.engine.labels  # library row -> label
-        rows = self._task.library.rows(clip_ids)
-        return {
-            c: "accept" if labels[int(r)] else "reject"
-            for c, r in zip(clip_ids, rows, strict=True)
-            if int(r) in labels
-        }
+        reply = {"kind": kind, "task": concept.name, "epoch": self._epoch, "clips": meta}
+        self._reply(rid, {**reply, **(extra or {})}, buffers)
 
     def _on_more(self, rid: Any, content: dict[str, Any]) -> None:
+        concept = self._concept_of(content)
         n = msgs.integer(content, "n", low=1, high=_MAX_BATCH, default=self.batch_size)
         have = set(msgs.clip_ids(content, "have", max_n=_MAX_HAVE, required=False))
-        out = [c for c in self._queue if c not in have][:n]
-        missing = n - len(out)
-        if missing > 0:
-            similar = (self.similar_to or None) if self.feed == "similar" else None
-            asked = self._task.next(self.feed, missing + len(self._served), similar_to=similar)
-            fresh = [c for c in asked if c not in self._served][:missing]
-            feed = self._task.last_feed or self.feed
-            for c in fresh:
-                self._origin[c] = Origin(feed)
-            self._served.update(fresh)
-            out += fresh
+        out = concept.serve(n, have)
+        if concept is self._concept:
             with self.hold_sync():
-                self._queue = self._queue + fresh
-                self.feed_source = self._task.last_source
+                self._queue = list(concept.queue)
+                self.feed_source = concept.feed_source
                 self._refresh_counts()
-        self._send_clips(rid, "clips", out)
+        self._send_clips(rid, "clips", concept, out)
 
     def _on_previews(self, rid: Any, content: dict[str, Any]) -> None:
-        self._send_clips(rid, "clips", msgs.clip_ids(content, "clip_ids", max_n=_MAX_BATCH))
+        clip_ids = msgs.clip_ids(content, "clip_ids", max_n=_MAX_BATCH)
+        self._send_clips(rid, "clips", self._concept_of(content), clip_ids)
+
+    def _on_decisions(self, rid: Any, content: dict[str, Any]) -> None:
+        """The decisions of a concept on the clips a view holds (it switched to that concept)."""
+        concept = self._concept_of(content)
+        clip_ids = msgs.clip_ids(content, "clip_ids", max_n=_MAX_HAVE)
+        decisions = concept.decisions_of(clip_ids)
+        self._reply(rid, {"kind": "decisions", "task": concept.name, "decisions": decisions})
 
     def _on_label(self, rid: Any, content: dict[str, Any]) -> None:
         """One clip, or several (a page, a selection) as ONE action: one transaction, one undo."""
+        concept = self._concept_of(content)
         clip_ids = msgs.clip_ids(content, "clip_ids", max_n=_MAX_BATCH)
         label = msgs.boolean(content, "label")
         if not clip_ids or len(set(clip_ids)) != len(clip_ids):
             raise MessageError(
                 f"clip_ids must name 1 to {_MAX_BATCH} different clips, got {clip_ids}"
             )
-        origins = [self._origin.get(c, Origin(None)) for c in clip_ids]
-        self._task.label_many(
-            clip_ids,
-            label,
-            feeds=[o.feed for o in origins],
-            propensities=[o.propensity for o in origins],
-        )
-        self._after_event(rid, clip_ids, label)
+        concept.label(clip_ids, label)
+        self._after_event(rid, concept, clip_ids, label)
 
     def _on_skip(self, rid: Any, content: dict[str, Any]) -> None:
+        concept = self._concept_of(content)
         clip_id = msgs.clip_id(content)
-        self._task.skip(clip_id, feed=self._origin.get(clip_id, Origin(None)).feed)
-        self._after_event(rid, [clip_id], None)
+        concept.skip(clip_id)
+        self._after_event(rid, concept, [clip_id], None)
 
-    def _after_event(self, rid: Any, clip_ids: list[str], label: bool | None) -> None:
+    def _after_event(
+        self, rid: Any, concept: Concept, clip_ids: list[str], label: bool | None
+    ) -> None:
         """Acknowledge a committed action, then refresh status and run the callbacks."""
-        done = set(clip_ids)
-        with self.hold_sync():
-            self._queue = [c for c in self._queue if c not in done]
-            self.last_saved = clip_ids[-1]
-            self._refresh_counts()
-        scores: list[float] = self._task.scores_of(self._queue).tolist() if self._queue else []
+        if concept is self._concept:
+            with self.hold_sync():
+                self._queue = list(concept.queue)
+                self.last_saved = clip_ids[-1]
+                self._refresh_counts()
+        queue = concept.queue
+        scores: list[float] = concept.task.scores_of(queue).tolist() if queue else []
         self._reply(
             rid,
             {
                 "kind": "ack",
+                "task": concept.name,
                 "clip_ids": clip_ids,
                 "label": label,
-                "scores": {c: _score(s) for c, s in zip(self._queue, scores, strict=True)},
+                "scores": {c: _score(s) for c, s in zip(queue, scores, strict=True)},
             },
         )
         for clip_id in clip_ids:
             self._fire_label(clip_id, label)
 
     def _on_undo(self, rid: Any, content: dict[str, Any]) -> None:
-        undone = self._task.undo()  # this session's last action: a label, a skip or a page
-        if undone:
-            for clip_id in undone:
-                self._origin.setdefault(clip_id, Origin("undo"))
-            back = set(undone)
+        concept = self._concept_of(content)
+        undone, was = concept.undo()  # this task's last action: a label, a skip or a page
+        if concept is self._concept:
             with self.hold_sync():
-                self._queue = [*undone, *(c for c in self._queue if c not in back)]
-                self.last_saved = ""
-        self._refresh_counts()
-        was = {e.clip_id: _decision(e.kind, e.label) for e in self._task.last_undone}
-        self._send_clips(rid, "undone", undone, previous=was, extra={"clip_ids": undone})
+                self._queue = list(concept.queue)
+                if undone:
+                    self.last_saved = ""
+                self._refresh_counts()
+        self._send_clips(rid, "undone", concept, undone, previous=was, extra={"clip_ids": undone})
 
     def _on_play(self, rid: Any, content: dict[str, Any]) -> None:
         clip_id = msgs.clip_id(content)
@@ -471,6 +525,7 @@ class Annotator(anywidget.AnyWidget):
         self._reply(rid, {**reply, "frame_times": _frame_times(data)}, [data])
 
     def _on_query(self, rid: Any, content: dict[str, Any]) -> None:
+        self._shown(content)
         text = msgs.text(content, "text")
         if not text:
             raise ValueError("the query is empty; type what the clips should show")
@@ -478,6 +533,7 @@ class Annotator(anywidget.AnyWidget):
         self._reply(rid, {"kind": "ack"})
 
     def _on_similar(self, rid: Any, content: dict[str, Any]) -> None:
+        self._shown(content)
         clip_id = msgs.clip_id(content)
         self._task.library.rows(clip_id)  # unknown ids fail here
         with self.hold_sync():
@@ -486,6 +542,13 @@ class Annotator(anywidget.AnyWidget):
             self.similar_to = clip_id
             self.feed = "similar"
         self._reply(rid, {"kind": "ack"})
+
+    def _shown(self, content: dict[str, Any]) -> None:
+        """Refuse a change of feed or query meant for a concept not shown any more."""
+        if self._concept_of(content) is not self._concept:
+            raise MessageError(
+                f"the widget shows {self.task_name!r} now, not {content.get('task')!r}; try again"
+            )
 
     def refresh(self) -> None:
         """Re-read the labels from the store (after labelling through ``ann.task``, or by
@@ -496,15 +559,14 @@ class Annotator(anywidget.AnyWidget):
 
     # -- status ---------------------------------------------------------------------------
     def _refresh_counts(self) -> None:
-        counts = self._task.counts()
-        self.counts = dict(counts)
+        self.counts = dict(self._task.counts())
         self.model_version = self._task.model_version
-        labelled = counts["positives"] + counts["negatives"]
-        if self.feed == "review":  # labelled clips not yet shown again in this epoch
-            left = labelled - len(self._served) + len(self._queue)
-        else:  # every other feed ranks all the clips not yet decided
-            left = len(self._task.library) - labelled - counts["skipped"]
-        self.feed_left = max(0, left)
+        self.feed_left = self._concept.left()
+        if len(self._concepts) > 1:
+            self.concept_counts = {
+                name: sum(c.task.counts()[k] for k in ("positives", "negatives"))
+                for name, c in self._concepts.items()
+            }
 
     def _on_status(self, rid: Any, content: dict[str, Any]) -> None:
         """The front end asks for the quality estimate once labelling pauses (see js)."""
@@ -527,11 +589,12 @@ class Annotator(anywidget.AnyWidget):
             }
             self.auto_choice = str(stats.attrs.get("choice", ""))
             self.auto_reason = auto_choice_text(stats)
+            history = self._concept.ap_history
             if q.ap is not None:
                 n = q.n_pos + q.n_neg
-                if not self._ap_history or self._ap_history[-1] != (n, q.ap):
-                    self._ap_history.append((n, q.ap))
-            self.quality_trend = quality_trend(self._ap_history)
+                if not history or history[-1] != (n, q.ap):
+                    history.append((n, q.ap))
+            self.quality_trend = quality_trend(history)
 
     def _fire_label(self, clip_id: str, label: bool | None) -> None:
         for callback in list(self._label_callbacks.callbacks):
@@ -544,14 +607,6 @@ class Annotator(anywidget.AnyWidget):
                     f"on_label callback {name} raised {type(exc).__name__}: {exc} "
                     f"({Path(where.filename).name}, line {where.lineno})"
                 )
-
-
-@dataclass(frozen=True)
-class Origin:
-    """How a clip was served to the widget: recorded with the label given to it."""
-
-    feed: str | None
-    propensity: float | None = None  # the probability of a random draw (None: ranked)
 
 
 def _frame_times(mp4: bytes) -> list[float]:
@@ -569,13 +624,66 @@ def _frame_times(mp4: bytes) -> list[float]:
     return [round(t, 6) for t in times]
 
 
-def _decision(kind: str, label: bool | None) -> str:
-    """The front end's word for a label event: "accept", "reject" or "skip"."""
-    return "skip" if kind == "skip" else "accept" if label else "reject"
-
-
 def _score(value: float) -> float | None:
     return None if value != value else round(float(value), 4)  # NaN -> None
+
+
+MAX_CONCEPTS = 9  # the number keys 1-9 switch between them
+
+
+def _resolve_tasks(
+    library: ClipLibrary | None,
+    task: Task | str | None,
+    tasks: Sequence[Task | str] | None,
+    *,
+    query: str | Mapping[str, str] | None,
+    store: Any,
+    annotator: str | None,
+) -> list[Task]:
+    """The widget's Tasks: ``task=`` (one) or ``tasks=[...]`` (several concepts, one store)."""
+    if (task is None) == (tasks is None):
+        raise TypeError(
+            "Annotator() takes task=<name or Task> or tasks=[...] (several concepts), not "
+            + ("both" if task is not None else "neither")
+        )
+    if tasks is None:
+        if isinstance(query, Mapping):
+            raise TypeError(
+                "query must be a string with task=; a {task: query} dict goes with tasks="
+            )
+        return [_resolve_task(library, task, query=query, store=store, annotator=annotator)]  # type: ignore[arg-type]
+    if isinstance(tasks, str) or not isinstance(tasks, Sequence) or not tasks:
+        raise TypeError(f"tasks must be a non-empty list of task names or Tasks, got {tasks!r}")
+    if len(tasks) > MAX_CONCEPTS:
+        raise ValueError(
+            f"at most {MAX_CONCEPTS} concepts in one widget (keys 1-9), got {len(tasks)}"
+        )
+    if query is not None and not isinstance(query, Mapping):
+        raise TypeError("with tasks=, give the queries as a dict: query={'car': 'a red car'}")
+    queries = dict(query or {})
+    out: list[Task] = []
+    for item in tasks:
+        name = item.name if hasattr(item, "name") else item
+        shared = store if not out else out[0].store  # one store (one SQLite connection)
+        out.append(
+            _resolve_task(
+                library,
+                item,
+                query=queries.pop(name, None) if isinstance(name, str) else None,
+                store=shared if isinstance(item, str) else None,
+                annotator=annotator if isinstance(item, str) else None,
+            )
+        )
+    names = [t.name for t in out]
+    if len(set(names)) != len(names):
+        raise ValueError(f"tasks must have different names, got {names}")
+    if queries:
+        raise ValueError(f"query names task(s) {sorted(queries)} not in tasks={names}")
+    if any(t.library is not out[0].library for t in out):
+        raise ValueError("every task of one Annotator must label the same library")
+    if any(Path(t.store.path) != Path(out[0].store.path) for t in out):
+        raise ValueError("every task of one Annotator must keep its labels in the same store")
+    return out
 
 
 def _resolve_task(

@@ -1,0 +1,150 @@
+"""One concept of an Annotator: its Task and what the widget has served from it.
+
+An Annotator labels one concept or several (``tasks=[...]``); each concept is its own binary
+task with its own feed, queue of served clips, model and quality (as in the paper), and keeps
+them while the widget shows another concept.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import pandas as pd
+
+if TYPE_CHECKING:
+    from va_widgets.store import LabelStore
+    from va_widgets.task import Task
+
+
+@dataclass(frozen=True)
+class Origin:
+    """How a clip was served to the widget: recorded with the label given to it."""
+
+    feed: str | None
+    propensity: float | None = None  # the probability of a random draw (None: ranked)
+
+
+def decision_word(kind: str, label: bool | None) -> str:
+    """The front end's word for a label event: "accept", "reject" or "skip"."""
+    return "skip" if kind == "skip" else "accept" if label else "reject"
+
+
+@dataclass
+class Concept:
+    """A task and the widget's serving state for it: the feed chosen, the clips served in this
+    epoch, the queue of those not yet decided, and the estimates of its quality so far."""
+
+    task: Task
+    feed: str = "auto"
+    similar_to: str = ""
+    feed_source: str = ""
+    queue: list[str] = field(default_factory=list)
+    served: set[str] = field(default_factory=set)
+    origin: dict[str, Origin] = field(default_factory=dict)
+    ap_history: list[tuple[int, float]] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return self.task.name
+
+    def restart(self) -> None:
+        """A new feed or query: forget what was served."""
+        self.served.clear()
+        self.queue = []
+
+    def serve(self, n: int, have: set[str]) -> list[str]:
+        """``n`` clips to show next: queued ones the view lacks first, then new ones from the
+        feed (never one served before in this epoch)."""
+        out = [c for c in self.queue if c not in have][:n]
+        missing = n - len(out)
+        if missing > 0:
+            similar = (self.similar_to or None) if self.feed == "similar" else None
+            asked = self.task.next(self.feed, missing + len(self.served), similar_to=similar)
+            fresh = [c for c in asked if c not in self.served][:missing]
+            feed = self.task.last_feed or self.feed
+            for c in fresh:
+                self.origin[c] = Origin(feed)
+            self.served.update(fresh)
+            self.queue = self.queue + fresh
+            self.feed_source = self.task.last_source
+            out += fresh
+        return out
+
+    def label(self, clip_ids: list[str], label: bool) -> None:
+        """Label the clips as ONE action (one transaction, one undo step), each with the feed
+        that served it."""
+        origins = [self.origin.get(c, Origin(None)) for c in clip_ids]
+        self.task.label_many(
+            clip_ids,
+            label,
+            feeds=[o.feed for o in origins],
+            propensities=[o.propensity for o in origins],
+        )
+        self.decided(clip_ids)
+
+    def skip(self, clip_id: str) -> None:
+        self.task.skip(clip_id, feed=self.origin.get(clip_id, Origin(None)).feed)
+        self.decided([clip_id])
+
+    def decided(self, clip_ids: Iterable[str]) -> None:
+        done = set(clip_ids)
+        self.queue = [c for c in self.queue if c not in done]
+
+    def undo(self) -> tuple[list[str], dict[str, str]]:
+        """Undo this task's last action: the clips it covered (back at the head of the queue)
+        and the decision each had."""
+        undone = self.task.undo()
+        for clip_id in undone:
+            self.origin.setdefault(clip_id, Origin("undo"))
+        back = set(undone)
+        self.queue = [*undone, *(c for c in self.queue if c not in back)]
+        was = {e.clip_id: decision_word(e.kind, e.label) for e in self.task.last_undone}
+        return undone, was
+
+    def labels_of(self, clip_ids: list[str]) -> dict[str, str]:
+        """The current label of each labelled clip among ``clip_ids``: "accept" or "reject"."""
+        if not clip_ids:
+            return {}
+        labels = self.task.engine.labels  # library row -> label
+        rows = self.task.library.rows(clip_ids)
+        return {
+            c: "accept" if labels[int(r)] else "reject"
+            for c, r in zip(clip_ids, rows, strict=True)
+            if int(r) in labels
+        }
+
+    def decisions_of(self, clip_ids: list[str]) -> dict[str, str]:
+        """Like :meth:`labels_of`, skips included ("skip")."""
+        skipped = self.task.store.skipped(self.name) & set(clip_ids)
+        return {**dict.fromkeys(skipped, "skip"), **self.labels_of(clip_ids)}
+
+    def left(self) -> int:
+        """Clips the feed can still show: for review, labelled clips not yet shown again in
+        this epoch; for every other feed, the clips not yet decided (they rank them all)."""
+        counts = self.task.counts()
+        labelled = counts["positives"] + counts["negatives"]
+        if self.feed == "review":
+            return max(0, labelled - len(self.served) + len(self.queue))
+        return max(0, len(self.task.library) - labelled - counts["skipped"])
+
+
+def wide_labels(store: LabelStore, tasks: Iterable[str]) -> pd.DataFrame:
+    """The current labels of several tasks as one table for export: one row per clip labelled
+    in any of them, one column per task (True, False, or <NA> where that task has no label)."""
+    columns: dict[str, pd.Series] = {}
+    for name in tasks:
+        current = store.current(name).sort_values("event_id")
+        current = current.drop_duplicates("clip_id", keep="last")  # several annotators: the latest
+        columns[name] = pd.Series(
+            current["label"].astype("boolean").to_numpy(),
+            index=pd.Index(current["clip_id"], name="clip_id"),
+            name=name,
+        )
+    if not columns:
+        return pd.DataFrame(index=pd.Index([], name="clip_id"))
+    table = pd.concat(columns, axis=1).astype("boolean")
+    table.index.name = "clip_id"
+    table.columns.name = "task"
+    return table.sort_index()
