@@ -567,3 +567,14 @@ def test_several_concepts_each_its_own_task_feed_and_queue(lib, tmp_path):
 def test_concepts_are_checked(lib, tmp_path, kwargs, error, match):
     with pytest.raises(error, match=match):
         Annotator(lib, store=tmp_path / "l.sqlite", **kwargs)
+
+
+def test_two_tasks_on_one_library_start_with_different_random_clips(lib, tmp_path):
+    store = tmp_path / "labels.sqlite"
+    firsts = {}
+    for name in ("car", "night", "car"):
+        ann = Annotator(lib, task=name, store=store, annotator="ana", feed="random")
+        reply, _ = Recorder(ann).request("more", n=6, have=[])
+        clips = [c["clip_id"] for c in reply["clips"]]
+        assert firsts.setdefault(name, clips) == clips  # the same task: the same draw
+    assert firsts["car"] != firsts["night"]

@@ -13,6 +13,7 @@ import os
 import re
 import uuid
 import warnings
+import zlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -40,6 +41,8 @@ class Task:
     store : the SQLite label file (default ``<library cache>/labels.sqlite``).
     annotator : who labels (default: the login name).
     estimator : a scikit-learn classifier (default: balanced logistic regression).
+    seed : the seed of the random feed and tie-breaks (default: from the library and the task
+        name, so that two tasks on one library do not start with the same random clips).
 
     Each Task object is one labelling session (:attr:`session`): :meth:`undo` undoes this
     session's own actions, never those of another notebook labelling the same task under
@@ -61,7 +64,7 @@ class Task:
         store: str | os.PathLike[str] | LabelStore | None = None,
         annotator: str | None = None,
         estimator: Any = None,
-        seed: int = 0,
+        seed: int | None = None,
     ) -> None:
         if not isinstance(name, str) or not name.strip():
             raise ValueError(f"task name must be a non-empty string, got {name!r}")
@@ -89,6 +92,8 @@ class Task:
             ),
             query=query,
         )
+        if seed is None:  # each task its own random clips (two tasks on a library differ)
+            seed = zlib.crc32(f"{library.id}/{name}".encode())
         self.engine = ActiveLearningEngine(library.features, None, estimator=estimator, seed=seed)
         self.query: str | None = None
         self.last_feed: str | None = None
