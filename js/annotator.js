@@ -411,6 +411,12 @@ function render({ model, el }) {
     head.disable(Boolean(link.lost));
   }
 
+  function renderStatus() {
+    const sc = model.get("shortcuts");
+    const selected = selection.size ? `${selection.size} selected: ${keyName(sc.accept[0])} / ${keyName(sc.reject[0])} label them, Esc clears` : "";
+    status.render(root, { note: [note, selected].filter(Boolean).join(" · "), failed: lastEventFailed });
+  }
+
   function renderError() {
     const message = model.get("error");
     errorText.textContent = message;
@@ -420,9 +426,7 @@ function render({ model, el }) {
   function update() {
     if (player.isOpen && queue.current && player.shown !== queue.current) player.show(queue.current); // follows the labelling
     renderPage();
-    const sc = model.get("shortcuts");
-    const selected = selection.size ? `${selection.size} selected: ${keyName(sc.accept[0])} / ${keyName(sc.reject[0])} label them, Esc clears` : "";
-    status.render(root, { note: [note, selected].filter(Boolean).join(" · "), failed: lastEventFailed });
+    renderStatus();
     // Last, after every write: the layout it forces is then the one the next frame uses.
     queue.current?.card?.scrollIntoView?.({ block: "nearest" });
   }
@@ -510,7 +514,7 @@ function render({ model, el }) {
   model.on("change:tasks change:concept_counts", () => head.renderTabs(root));
   model.on("change:task_name change:query change:text_search change:text_search_reason change:feed change:auto_choice change:auto_reason change:feed_source", renderHead);
   model.on("change:model_version", head.renderFeedInfo);
-  model.on("change:counts change:model_version change:quality change:quality_trend change:feed_left change:target change:last_saved", () => status.render(root, { note, failed: lastEventFailed }));
+  model.on("change:counts change:model_version change:quality change:quality_trend change:feed_left change:target change:last_saved", renderStatus);
   model.on("change:_feeds change:_feed_text", () => keys.renderFeeds(model.get("_feeds"), model.get("_feed_text")));
   model.on("change:error", renderError);
   model.on("change:shortcuts", () => keys.render(model.get("shortcuts")));

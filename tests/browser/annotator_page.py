@@ -70,6 +70,15 @@ def wait_widget(page: Any) -> None:
     focus(page)
 
 
+def wait_data(page: Any, selector: str, name: str, value: object) -> None:
+    """Wait until the element at `selector` has `data-<name>` equal to `value` (`name` as in
+    dataset: "clipId" for data-clip-id)."""
+    page.wait_for_function(
+        "([sel, k, v]) => document.querySelector(sel)?.dataset[k] === v",
+        arg=[selector, name, str(value)],
+    )
+
+
 def focus(page: Any) -> None:
     page.locator(ROOT).focus()
     page.wait_for_function(
@@ -93,9 +102,7 @@ def press(page: Any, key: str) -> str:
 def undo(page: Any, clip: str) -> None:
     """Backspace; wait until the undone clip is the current one again."""
     page.keyboard.press("Backspace")
-    page.wait_for_function(
-        "([sel, id]) => document.querySelector(sel).dataset.clipId === id", arg=[ROOT, clip]
-    )
+    wait_data(page, ROOT, "clipId", clip)
 
 
 def switch_feed(page: Any, feed: str) -> None:

@@ -10,7 +10,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from annotator_page import ROOT, TASK, current, open_widget_notebook, wait_saved, wait_widget
+from annotator_page import (
+    ROOT,
+    TASK,
+    current,
+    open_widget_notebook,
+    wait_data,
+    wait_saved,
+    wait_widget,
+)
 from harness import cell_count
 
 pytestmark = pytest.mark.browser
@@ -48,18 +56,6 @@ def _actions(store: Path) -> list[list[str]]:
     return [groups[k] for k in sorted(groups)]
 
 
-def _wait_current(page: Any, clip: str) -> None:
-    page.wait_for_function(
-        "([sel, id]) => document.querySelector(sel).dataset.clipId === id", arg=[ROOT, clip]
-    )
-
-
-def _wait_selected(page: Any, n: int) -> None:
-    page.wait_for_function(
-        "([sel, n]) => document.querySelector(sel).dataset.selected === String(n)", arg=[ROOT, n]
-    )
-
-
 def test_page_and_selection_labels_are_one_action_each(
     page: Any, start_jupyter: Any, sample_library: Path, tmp_path: Path
 ) -> None:
@@ -83,7 +79,7 @@ def test_page_and_selection_labels_are_one_action_each(
     assert cell_count(page) == cells, "Shift+A reached JupyterLab"
 
     page.keyboard.press("Backspace")  # one step undoes the whole page
-    _wait_current(page, first_page[1])
+    wait_data(page, ROOT, "clipId", first_page[1])
     wait_saved(page, {"positives": 0, "negatives": 1, "skipped": 0})
     cards = {c["id"]: c for c in _cards(page)}
     assert set(first_page) <= set(cards)
@@ -95,20 +91,20 @@ def test_page_and_selection_labels_are_one_action_each(
     card = f"{ROOT} [data-clip-id='{{}}']"
     page.click(card.format(first_page[2]))
     page.click(card.format(first_page[4]), modifiers=["Shift"])
-    _wait_selected(page, 3)
+    wait_data(page, ROOT, "selected", 3)
     assert [c["id"] for c in _cards(page) if c["selected"] == "true"] == first_page[2:5]
     status = page.locator(f"{ROOT} [data-testid=saved-state]").inner_text()
     assert "3 selected: a / x label them, Esc clears" in status
     page.keyboard.press("x")
     wait_saved(page, {"positives": 0, "negatives": 4, "skipped": 0})
-    _wait_selected(page, 0)
+    wait_data(page, ROOT, "selected", 0)
     assert _actions(store) == [first_page[:1], first_page[2:5]]
     assert current(page) == first_page[5]  # the next undecided after the selection
 
     # from the keyboard: Shift+→ twice selects three cards from the current one; a labels them
     page.keyboard.press("Shift+ArrowRight")
     page.keyboard.press("Shift+ArrowRight")
-    _wait_selected(page, 3)
+    wait_data(page, ROOT, "selected", 3)
     assert [c["id"] for c in _cards(page) if c["selected"] == "true"] == first_page[5:8]
     page.keyboard.press("a")
     wait_saved(page, {"positives": 3, "negatives": 4, "skipped": 0})
@@ -117,9 +113,9 @@ def test_page_and_selection_labels_are_one_action_each(
 
     # Ctrl+click adds one card; Esc clears the selection without labelling
     page.click(card.format(first_page[1]), modifiers=["Control"])
-    _wait_selected(page, 1)
+    wait_data(page, ROOT, "selected", 1)
     page.keyboard.press("Escape")
-    _wait_selected(page, 0)
+    wait_data(page, ROOT, "selected", 0)
     page.keyboard.press("Shift+X")  # the page's last undecided clip
     wait_saved(page, {"positives": 3, "negatives": 5, "skipped": 0})
     assert _actions(store)[-1] == first_page[1:2]

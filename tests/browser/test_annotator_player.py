@@ -10,7 +10,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from annotator_page import ROOT, TASK, current, open_widget_notebook, wait_saved, wait_widget
+from annotator_page import (
+    ROOT,
+    TASK,
+    current,
+    open_widget_notebook,
+    wait_data,
+    wait_saved,
+    wait_widget,
+)
 from harness import cell_count
 
 pytestmark = pytest.mark.browser
@@ -39,12 +47,6 @@ def _wait_playing(page: Any, clip: str) -> None:
     )
 
 
-def _wait_frame(page: Any, frame: int) -> None:
-    page.wait_for_function(
-        "([p, f]) => document.querySelector(p).dataset.frame === String(f)", arg=[PLAYER, frame]
-    )
-
-
 def test_large_player_scrubs_steps_and_labels(
     page: Any, start_jupyter: Any, sample_library: Path, tmp_path: Path
 ) -> None:
@@ -68,10 +70,10 @@ def test_large_player_scrubs_steps_and_labels(
     page.wait_for_function("(v) => document.querySelector(v).paused", arg=VIDEO)
     frame = int(page.get_attribute(PLAYER, "data-frame") or 0)
     page.keyboard.press(".")
-    _wait_frame(page, frame + 1)
+    wait_data(page, PLAYER, "frame", frame + 1)
     page.keyboard.press(",")
     page.keyboard.press(",")
-    _wait_frame(page, max(0, frame - 1))
+    wait_data(page, PLAYER, "frame", max(0, frame - 1))
 
     # scrub to the middle of the clip
     page.evaluate(

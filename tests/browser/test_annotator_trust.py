@@ -21,6 +21,7 @@ from annotator_page import (
     press,
     switch_feed,
     undo,
+    wait_data,
     wait_saved,
     wait_widget,
 )
@@ -93,9 +94,7 @@ def test_a_busy_kernel_is_said_and_then_a_restart(
     clip = press(page, "a")  # the view moves on at once; the label waits behind the cell
     assert page.get_attribute(ROOT, "data-link") == "ok"
     assert _status(page) == "saving 1…"
-    page.wait_for_function(
-        "(sel) => document.querySelector(sel).dataset.link === 'stalled'", arg=ROOT
-    )
+    wait_data(page, ROOT, "link", "stalled")
     text = _status(page)
     assert text.startswith("no reply from the kernel for "), text
     assert "1 label not confirmed saved — the kernel is busy (running a cell?); keys paused" in text
@@ -115,7 +114,7 @@ def test_a_busy_kernel_is_said_and_then_a_restart(
     _run_in_background(page, "import time; time.sleep(60)")
     lost = press(page, "a")  # waits behind the cell, which the restart kills
     page.evaluate(f"() => {_KERNEL}.restart()")  # Kernel > Restart, without its dialog
-    page.wait_for_function("(sel) => document.querySelector(sel).dataset.link === 'lost'", arg=ROOT)
+    wait_data(page, ROOT, "link", "lost")
     text = _status(page)
     assert text.startswith("the kernel was restarted"), text
     assert (
@@ -148,7 +147,7 @@ def test_a_restarted_kernel_leaves_a_view_that_says_so(
     saved = press(page, "a")
     wait_saved(page, {"positives": 1, "negatives": 0, "skipped": 0})
     page.evaluate(f"() => {_KERNEL}.restart()")
-    page.wait_for_function("(sel) => document.querySelector(sel).dataset.link === 'lost'", arg=ROOT)
+    wait_data(page, ROOT, "link", "lost")
     assert _status(page) == (
         "the kernel was restarted: this view is disconnected and takes no keys. "
         "Run the cell again to continue."
