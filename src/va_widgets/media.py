@@ -428,6 +428,11 @@ def plan_clips(
     return _shot_windows(info.duration_seconds, np.asarray(cut_seconds, dtype=np.float64), rule)
 
 
+#: Let FFmpeg skip the non-reference frames that no clip samples (False decodes every frame:
+#: for comparisons in benchmarks).
+SKIP_UNSAMPLED_NONREF = True
+
+
 def _sample_targets(windows: list[tuple[float, float]], k: int) -> np.ndarray:
     starts = np.array([w[0] for w in windows])
     ends = np.array([w[1] for w in windows])
@@ -816,8 +821,10 @@ def _sample_clips(
     last_index = -1
     last_frame: av.video.frame.VideoFrame | None = None
     try:
-        wanted = np.zeros(len(seconds), dtype=bool)
-        wanted[slot_frame] = True
+        wanted = None
+        if SKIP_UNSAMPLED_NONREF:
+            wanted = np.zeros(len(seconds), dtype=bool)
+            wanted[slot_frame] = True
         frames = decoder.frames(seek_to, wanted)
         for index, frame in frames:
             if seek_to:
