@@ -218,15 +218,6 @@ def test_a_nearly_full_disk_is_a_clear_error_and_the_library_stays_readable(
     assert "same library: True 1" in done.stdout
 
 
-@pytest.fixture(scope="module")
-def small_real_mkv(tmp_path_factory) -> Path:  # type: ignore[no-untyped-def]
-    from conftest import SHARED_VIDEOS
-
-    if not (SHARED_VIDEOS / "yes.mkv").exists():
-        pytest.skip(f"real sample videos not present at {SHARED_VIDEOS}")
-    return SHARED_VIDEOS / "yes.mkv"
-
-
 @settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck))
 @given(
     start=st.floats(0.0, 0.95),
@@ -235,7 +226,7 @@ def small_real_mkv(tmp_path_factory) -> Path:  # type: ignore[no-untyped-def]
     cut=st.booleans(),
 )
 def test_byte_damaged_real_videos_index_what_they_can(
-    small_real_mkv, tmp_path_factory, pixel_embedder, start, length, seed, cut
+    shared_videos, tmp_path_factory, pixel_embedder, start, length, seed, cut
 ):
     """Random damage to a real video: it is indexed in part or listed as an error; its clips,
     if any, have finite features, readable previews and times inside the video; a good video
@@ -243,7 +234,7 @@ def test_byte_damaged_real_videos_index_what_they_can(
     folder = tmp_path_factory.mktemp("fuzz")
     videos = folder / "videos"
     videos.mkdir()
-    data = bytearray(small_real_mkv.read_bytes())
+    data = bytearray((shared_videos / "yes.mkv").read_bytes())
     at = int(start * len(data))
     if cut:
         data = data[:at]
