@@ -12,7 +12,7 @@ import { formatSeconds, h, setText } from "./src/dom.js";
 import { startFlipbook } from "./src/flipbook.js";
 import { createHead, scoreTitle } from "./src/head.js";
 import { acts, actionFor, createKeyViews, isTextField, keyName } from "./src/keys.js";
-import { Link } from "./src/link.js";
+import { Link, watchKernel } from "./src/link.js";
 import { focusWhenAttached, pageTheme, watchTheme } from "./src/page.js";
 import { createPlayer } from "./src/player.js";
 import { Queue } from "./src/queue.js";
@@ -441,10 +441,7 @@ function render({ model, el }) {
 
   const stopFlipbook = startFlipbook({ current: () => queue.current, hovered: () => hovered });
 
-  // -- is the kernel there? ----------------------------------------------------------------
-  // JupyterLab and Notebook 7 say when the kernel restarts: the model's comm is then no longer
-  // live, and ipywidgets marks the view's element "jupyter-widgets-disconnected"; their widget
-  // manager also exposes the kernel's status. Elsewhere, an unanswered event is all there is.
+  // -- is the kernel there? (src/link.js) ----------------------------------------------------
   let linkShown = "";
   function checkLink() {
     const shown = `${link.state} ${link.state === "stalled" ? Math.floor(link.waitedMs / 1000) : ""}`;
@@ -453,34 +450,7 @@ function render({ model, el }) {
     update();
   }
   const linkTimer = setInterval(checkLink, LINK_CHECK_MS);
-  function onCommLive() {
-    if (el.classList.contains("jupyter-widgets-disconnected")) link.gone("the kernel was restarted or disconnected");
-    checkLink();
-  }
-  function onCommClose() {
-    link.gone("the widget was closed in Python");
-    checkLink();
-  }
-  /** @type {any} not part of anywidget's API: used where the front end has it */
-  const kernel = /** @type {any} */ (model.widget_manager)?.kernel;
-  const onKernelStatus = (_, kernelStatus) => {
-    link.kernelStatus(kernelStatus);
-    checkLink();
-  };
-  const onConnectionStatus = (_, connectionStatus) => {
-    link.connectionStatus(connectionStatus);
-    checkLink();
-  };
-  if (kernel?.statusChanged?.connect) {
-    link.kernelStatus(kernel.status);
-    kernel.statusChanged.connect(onKernelStatus);
-  }
-  if (kernel?.connectionStatusChanged?.connect) {
-    link.connectionStatus(kernel.connectionStatus);
-    kernel.connectionStatusChanged.connect(onConnectionStatus);
-  }
-  model.on("comm_live_update", onCommLive);
-  model.on("comm:close", onCommClose);
+  const stopWatchingKernel = watchKernel({ model, el, link, onChange: checkLink });
 
   // -- the page around it ------------------------------------------------------------------
   // The notebook's theme goes to Python (figures follow it). A cell that displayed the widget
@@ -528,7 +498,6 @@ function render({ model, el }) {
   keys.renderFeeds(model.get("_feeds"), model.get("_feed_text"));
   renderHead();
   renderError();
-  onCommLive(); // a view of a model restored without its kernel is disconnected from the start
   update();
   topUp();
 
@@ -539,8 +508,7 @@ function render({ model, el }) {
     stopWatchingTheme();
     stopFocus();
     clearInterval(linkTimer);
-    kernel?.statusChanged?.disconnect?.(onKernelStatus);
-    kernel?.connectionStatusChanged?.disconnect?.(onConnectionStatus);
+    stopWatchingKernel();
     rpc.dispose();
     queue.clear(); // revokes every object URL, stops videos
   };

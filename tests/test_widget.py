@@ -153,7 +153,8 @@ def test_a_page_is_one_action_one_transaction_one_undo(lib, tmp_path):
     history = ann.task.store.history("ball")
     page = history[history["clip_id"].isin(ids[1:])]
     assert page["action"].nunique() == 1 and page["action"].notna().all()  # one action
-    assert set(page["feed"]) == {reply["clips"][1]["feed"]}  # each clip's own feed
+    served = {c["clip_id"]: c["feed"] for c in reply["clips"]}
+    assert dict(zip(page["clip_id"], page["feed"], strict=True)) == {c: served[c] for c in ids[1:]}
     undone, buffers = rec.request("undo")  # one step undoes the whole page
     assert undone["clip_ids"] == ids[1:]
     assert [c["clip_id"] for c in undone["clips"]] == ids[1:]
@@ -578,3 +579,19 @@ def test_two_tasks_on_one_library_start_with_different_random_clips(lib, tmp_pat
         clips = [c["clip_id"] for c in reply["clips"]]
         assert firsts.setdefault(name, clips) == clips  # the same task: the same draw
     assert firsts["car"] != firsts["night"]
+
+
+def test_an_auto_batch_records_the_feed_that_chose_each_clip(lib, tmp_path):
+    ann, rec = make_annotator(lib, tmp_path)
+    reply, _ = rec.request("more", n=4, have=[])
+    for i, clip in enumerate(reply["clips"]):  # a first model: the bandit takes over
+        rec.request("label", clip_ids=[clip["clip_id"]], label=i % 2 == 0)
+    reply, _ = rec.request("more", n=12, have=[c["clip_id"] for c in reply["clips"]])
+    feeds = [c["feed"] for c in reply["clips"]]
+    assert "auto" not in feeds and set(feeds) <= set(ann._feeds) - {"auto"}
+    rows = lib.rows([c["clip_id"] for c in reply["clips"]]).tolist()
+    arms = ann.task.engine.auto_arms
+    assert feeds == [arms[r] for r in rows]  # the arm of the bandit that picked each clip
+    rec.request("label", clip_ids=[reply["clips"][0]["clip_id"]], label=True)
+    history = ann.task.store.history("ball")
+    assert history["feed"].iloc[-1] == feeds[0]

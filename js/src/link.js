@@ -123,3 +123,47 @@ export class Link {
     return failed ? "last label NOT saved" : "all labels saved ✓";
   }
 }
+
+/**
+ * Tell `link` what the front end knows of the kernel; returns the function that stops it.
+ * JupyterLab and Notebook 7 say when the kernel restarts: the model's comm is then no longer
+ * live, and ipywidgets marks the view's element "jupyter-widgets-disconnected"; their widget
+ * manager also exposes the kernel's status. Elsewhere, an unanswered event is all there is.
+ * @param {{ model: import("@anywidget/types").AnyModel, el: HTMLElement, link: Link, onChange: () => void }} parts
+ */
+export function watchKernel({ model, el, link, onChange }) {
+  const onCommLive = () => {
+    if (el.classList.contains("jupyter-widgets-disconnected")) link.gone("the kernel was restarted or disconnected");
+    onChange();
+  };
+  const onCommClose = () => {
+    link.gone("the widget was closed in Python");
+    onChange();
+  };
+  /** @type {any} not part of anywidget's API: used where the front end has it */
+  const kernel = /** @type {any} */ (model.widget_manager)?.kernel;
+  const onKernelStatus = (_, status) => {
+    link.kernelStatus(status);
+    onChange();
+  };
+  const onConnectionStatus = (_, status) => {
+    link.connectionStatus(status);
+    onChange();
+  };
+  if (kernel?.statusChanged?.connect) {
+    link.kernelStatus(kernel.status);
+    kernel.statusChanged.connect(onKernelStatus);
+  }
+  if (kernel?.connectionStatusChanged?.connect) {
+    link.connectionStatus(kernel.connectionStatus);
+    kernel.connectionStatusChanged.connect(onConnectionStatus);
+  }
+  model.on("comm_live_update", onCommLive);
+  model.on("comm:close", onCommClose);
+  // a view of a model restored without its kernel is disconnected from the start
+  if (el.classList.contains("jupyter-widgets-disconnected")) link.gone("the kernel was restarted or disconnected");
+  return () => {
+    kernel?.statusChanged?.disconnect?.(onKernelStatus);
+    kernel?.connectionStatusChanged?.disconnect?.(onConnectionStatus);
+  };
+}

@@ -7,13 +7,15 @@ them while the widget shows another concept.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 if TYPE_CHECKING:
+    from va_widgets.library import ClipLibrary
     from va_widgets.store import LabelStore
     from va_widgets.task import Task
 
@@ -64,8 +66,11 @@ class Concept:
             asked = self.task.next(self.feed, missing + len(self.served), similar_to=similar)
             fresh = [c for c in asked if c not in self.served][:missing]
             feed = self.task.last_feed or self.feed
-            for c in fresh:
-                self.origin[c] = Origin(feed)
+            # the auto feed's batch mixes feeds: each clip records the one that chose it
+            arms = self.task.engine.auto_arms if self.feed == "auto" and fresh else {}
+            rows = self.task.library.rows(fresh).tolist() if arms else [None] * len(fresh)
+            for c, row in zip(fresh, rows, strict=True):
+                self.origin[c] = Origin(arms.get(row, feed) if row is not None else feed)
             self.served.update(fresh)
             self.queue = self.queue + fresh
             self.feed_source = self.task.last_source
@@ -148,3 +153,91 @@ def wide_labels(store: LabelStore, tasks: Iterable[str]) -> pd.DataFrame:
     table.index.name = "clip_id"
     table.columns.name = "task"
     return table.sort_index()
+
+
+MAX_CONCEPTS = 9  # the number keys 1-9 switch between them
+
+
+def resolve_tasks(
+    library: ClipLibrary | None,
+    task: Task | str | None,
+    tasks: Sequence[Task | str] | None,
+    *,
+    query: str | Mapping[str, str] | None,
+    store: Any,
+    annotator: str | None,
+) -> list[Task]:
+    """The widget's Tasks: ``task=`` (one) or ``tasks=[...]`` (several concepts, one store)."""
+    if (task is None) == (tasks is None):
+        raise TypeError(
+            "Annotator() takes task=<name or Task> or tasks=[...] (several concepts), not "
+            + ("both" if task is not None else "neither")
+        )
+    if tasks is None:
+        if isinstance(query, Mapping):
+            raise TypeError(
+                "query must be a string with task=; a {task: query} dict goes with tasks="
+            )
+        return [resolve_task(library, task, query=query, store=store, annotator=annotator)]  # type: ignore[arg-type]
+    if isinstance(tasks, str) or not isinstance(tasks, Sequence) or not tasks:
+        raise TypeError(f"tasks must be a non-empty list of task names or Tasks, got {tasks!r}")
+    if len(tasks) > MAX_CONCEPTS:
+        raise ValueError(
+            f"at most {MAX_CONCEPTS} concepts in one widget (keys 1-9), got {len(tasks)}"
+        )
+    if query is not None and not isinstance(query, Mapping):
+        raise TypeError("with tasks=, give the queries as a dict: query={'car': 'a red car'}")
+    queries = dict(query or {})
+    out: list[Task] = []
+    for item in tasks:
+        name = item.name if hasattr(item, "name") else item
+        shared = store if not out else out[0].store  # one store (one SQLite connection)
+        out.append(
+            resolve_task(
+                library,
+                item,
+                query=queries.pop(name, None) if isinstance(name, str) else None,
+                store=shared if isinstance(item, str) else None,
+                annotator=annotator if isinstance(item, str) else None,
+            )
+        )
+    names = [t.name for t in out]
+    if len(set(names)) != len(names):
+        raise ValueError(f"tasks must have different names, got {names}")
+    if queries:
+        raise ValueError(f"query names task(s) {sorted(queries)} not in tasks={names}")
+    if any(t.library is not out[0].library for t in out):
+        raise ValueError("every task of one Annotator must label the same library")
+    if any(Path(t.store.path) != Path(out[0].store.path) for t in out):
+        raise ValueError("every task of one Annotator must keep its labels in the same store")
+    return out
+
+
+def resolve_task(
+    library: ClipLibrary | None,
+    task: Task | str,
+    *,
+    query: str | None,
+    store: Any,
+    annotator: str | None,
+) -> Task:
+    from va_widgets.task import Task
+
+    if isinstance(task, Task):
+        given: Mapping[str, Any] = {"query": query, "store": store, "annotator": annotator}
+        extra = [k for k, v in given.items() if v is not None]
+        if library is not None and library is not task.library:
+            extra.insert(0, "library")
+        if extra:
+            raise TypeError(
+                f"Annotator(task=<Task>) takes its library and settings from the Task; "
+                f"drop {', '.join(extra)} (or pass task as a name)"
+            )
+        return task
+    if isinstance(task, str):
+        if library is None:
+            raise TypeError(
+                f"Annotator(task={task!r}) needs the library: Annotator(lib, task={task!r})"
+            )
+        return Task(library, task, query=query, store=store, annotator=annotator)
+    raise TypeError(f"task must be a Task or a task name (str), got {type(task).__name__}")

@@ -4,22 +4,28 @@ Python owns the state (traits below) and every decision; the front end (``js/ann
 bundled into ``static/``) renders, captures keys and clicks, and keeps a queue of upcoming
 clips so that a label never waits on the kernel.
 
-Message protocol (custom messages; every request carries an ``id`` that its reply repeats):
+Message protocol (custom messages; every request carries an ``id`` that its reply repeats, and
+those about a concept its ``task``, which the reply repeats too):
 
-=============================================  ====================================================
-front end -> Python                            Python -> front end
-=============================================  ====================================================
-``{kind: "more", id, n, have: [clip ids]}``    ``{kind: "clips", id, epoch, clips: [meta]}`` + frames
-``{kind: "previews", id, clip_ids}``           ``{kind: "clips", id, epoch, clips: [meta]}`` + frames
-``{kind: "label", id, clip_ids, label: bool}``  ``{kind: "ack", id, clip_ids, label, scores}`` (after commit)
-``{kind: "skip", id, clip_id}``                ``{kind: "ack", id, clip_ids: [id], label: null, scores}``
-``{kind: "undo", id}``                         ``{kind: "undone", id, clip_ids, clips: [meta]}`` + frames
-``{kind: "play", id, clip_id}``                ``{kind: "video", id, clip_id, mime, frame_times}`` + [MP4]
-``{kind: "query", id, text}``                  ``{kind: "ack", id}``
-``{kind: "similar", id, clip_id}``             ``{kind: "ack", id}``
-``{kind: "status", id}``                       ``{kind: "ack", id}`` (quality traits refreshed)
-any failed request                             ``{kind: "error", id, request, error}``
-=============================================  ====================================================
+=================================================  ================================================
+front end -> Python                                Python -> front end
+=================================================  ================================================
+``{kind: "more", id, task, n, have: [clip ids]}``  ``{kind: "clips", id, task, epoch, clips}`` + frames
+``{kind: "previews", id, task, clip_ids}``         ``{kind: "clips", id, task, epoch, clips}`` + frames
+``{kind: "label", id, task, clip_ids, label}``     ``{kind: "ack", id, task, clip_ids, label, scores}``
+``{kind: "skip", id, task, clip_id}``              ``{kind: "ack", id, task, clip_ids, label: null, ...}``
+``{kind: "undo", id, task}``                       ``{kind: "undone", id, task, clip_ids, clips}`` + frames
+``{kind: "decisions", id, task, clip_ids}``        ``{kind: "decisions", id, task, decisions}``
+``{kind: "play", id, clip_id}``                    ``{kind: "video", id, clip_id, mime, frame_times}`` + MP4
+``{kind: "query", id, task, text}``                ``{kind: "ack", id}``
+``{kind: "similar", id, task, clip_id}``           ``{kind: "ack", id}``
+``{kind: "status", id}``                           ``{kind: "ack", id}`` (quality traits refreshed)
+any failed request                                 ``{kind: "error", id, request, error}``
+=================================================  ================================================
+
+An ``ack`` comes after the store committed the action. ``decisions`` maps each held clip
+labelled or skipped in that concept to "accept", "reject" or "skip" (a view that switched
+concept shows them on the same page).
 
 Every field of a front-end message is checked (:mod:`va_widgets.messages`) before it is used;
 a bad one gets an ``error`` reply naming it. A view counts its label, skip and undo events
@@ -59,7 +65,7 @@ from ipywidgets import CallbackDispatcher
 
 from va_widgets import messages as msgs
 from va_widgets import theme as theme_module
-from va_widgets.concept import Concept, wide_labels
+from va_widgets.concept import Concept, resolve_tasks, wide_labels
 from va_widgets.errors import VaWidgetsError
 from va_widgets.learner import FEEDS
 from va_widgets.messages import MessageError
@@ -219,7 +225,7 @@ class Annotator(anywidget.AnyWidget):
                     f"library, task, tasks, query, store, annotator, {', '.join(_WIDGET_OPTIONS)}"
                 )
         type(self)._ensure_front_end()
-        resolved = _resolve_tasks(
+        resolved = resolve_tasks(
             library, task, tasks, query=query, store=store, annotator=annotator
         )
         feed = kwargs.get("feed", "auto")
@@ -626,91 +632,3 @@ def _frame_times(mp4: bytes) -> list[float]:
 
 def _score(value: float) -> float | None:
     return None if value != value else round(float(value), 4)  # NaN -> None
-
-
-MAX_CONCEPTS = 9  # the number keys 1-9 switch between them
-
-
-def _resolve_tasks(
-    library: ClipLibrary | None,
-    task: Task | str | None,
-    tasks: Sequence[Task | str] | None,
-    *,
-    query: str | Mapping[str, str] | None,
-    store: Any,
-    annotator: str | None,
-) -> list[Task]:
-    """The widget's Tasks: ``task=`` (one) or ``tasks=[...]`` (several concepts, one store)."""
-    if (task is None) == (tasks is None):
-        raise TypeError(
-            "Annotator() takes task=<name or Task> or tasks=[...] (several concepts), not "
-            + ("both" if task is not None else "neither")
-        )
-    if tasks is None:
-        if isinstance(query, Mapping):
-            raise TypeError(
-                "query must be a string with task=; a {task: query} dict goes with tasks="
-            )
-        return [_resolve_task(library, task, query=query, store=store, annotator=annotator)]  # type: ignore[arg-type]
-    if isinstance(tasks, str) or not isinstance(tasks, Sequence) or not tasks:
-        raise TypeError(f"tasks must be a non-empty list of task names or Tasks, got {tasks!r}")
-    if len(tasks) > MAX_CONCEPTS:
-        raise ValueError(
-            f"at most {MAX_CONCEPTS} concepts in one widget (keys 1-9), got {len(tasks)}"
-        )
-    if query is not None and not isinstance(query, Mapping):
-        raise TypeError("with tasks=, give the queries as a dict: query={'car': 'a red car'}")
-    queries = dict(query or {})
-    out: list[Task] = []
-    for item in tasks:
-        name = item.name if hasattr(item, "name") else item
-        shared = store if not out else out[0].store  # one store (one SQLite connection)
-        out.append(
-            _resolve_task(
-                library,
-                item,
-                query=queries.pop(name, None) if isinstance(name, str) else None,
-                store=shared if isinstance(item, str) else None,
-                annotator=annotator if isinstance(item, str) else None,
-            )
-        )
-    names = [t.name for t in out]
-    if len(set(names)) != len(names):
-        raise ValueError(f"tasks must have different names, got {names}")
-    if queries:
-        raise ValueError(f"query names task(s) {sorted(queries)} not in tasks={names}")
-    if any(t.library is not out[0].library for t in out):
-        raise ValueError("every task of one Annotator must label the same library")
-    if any(Path(t.store.path) != Path(out[0].store.path) for t in out):
-        raise ValueError("every task of one Annotator must keep its labels in the same store")
-    return out
-
-
-def _resolve_task(
-    library: ClipLibrary | None,
-    task: Task | str,
-    *,
-    query: str | None,
-    store: Any,
-    annotator: str | None,
-) -> Task:
-    from va_widgets.task import Task
-
-    if isinstance(task, Task):
-        given: Mapping[str, Any] = {"query": query, "store": store, "annotator": annotator}
-        extra = [k for k, v in given.items() if v is not None]
-        if library is not None and library is not task.library:
-            extra.insert(0, "library")
-        if extra:
-            raise TypeError(
-                f"Annotator(task=<Task>) takes its library and settings from the Task; "
-                f"drop {', '.join(extra)} (or pass task as a name)"
-            )
-        return task
-    if isinstance(task, str):
-        if library is None:
-            raise TypeError(
-                f"Annotator(task={task!r}) needs the library: Annotator(lib, task={task!r})"
-            )
-        return Task(library, task, query=query, store=store, annotator=annotator)
-    raise TypeError(f"task must be a Task or a task name (str), got {type(task).__name__}")
