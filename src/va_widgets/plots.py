@@ -29,7 +29,7 @@ def learning_curve(task: Task, *, points: int = 12, n_boot: int = 200) -> pd.Dat
     from va_widgets.learner import ActiveLearningEngine
 
     labels = task.labels()
-    rows = task.library.positions(labels["clip_id"])
+    rows = task.library.rows(labels["clip_id"], strict=False)
     known = rows >= 0
     rows, y = rows[known], labels["label"].to_numpy(dtype=bool)[known]
     columns = ["n_labels", "ap", "ci_low", "ci_high"]
@@ -73,7 +73,7 @@ def plot_score_distributions(task: Task, ax: Axes) -> None:
         _note(ax, "no model yet\n(needs a positive and a negative label)")
         return
     labels = task.labels()
-    rows = task.library.positions(labels["clip_id"])
+    rows = task.library.rows(labels["clip_id"], strict=False)
     known = rows >= 0
     y = labels["label"].to_numpy(dtype=bool)[known]
     rows = rows[known]

@@ -237,13 +237,13 @@ class Task:
     def _sync(self) -> None:
         """Reload the current labels from the store and retrain the engine on them."""
         current = self.store.current(self.name)
-        rows = self.library.positions(current["clip_id"])
+        rows = self.library.rows(current["clip_id"], strict=False)
         known = rows >= 0
         self._orphans = int((~known).sum())  # labels of clips no longer in the library
         self._labelled[:] = False
         self._labelled[rows[known]] = True
         self._skipped[:] = False
-        skipped = self.library.positions(list(self.store.skipped(self.name)))
+        skipped = self.library.rows(list(self.store.skipped(self.name)), strict=False)
         self._skipped[skipped[skipped >= 0]] = True
         labels = dict(
             zip(rows[known].tolist(), current["label"].to_numpy()[known].tolist(), strict=True)
