@@ -8,6 +8,10 @@ Measures on synthetic 720p H.264 videos (the target condition: libx264 yuv420p 1
 - naive: ``to_ndarray`` on every decoded frame, PIL resize + centre crop, fp32, batch of 1;
 - decoding alone (``iter_clips``), in seconds of video per second;
 - a 2048x2048 matmul per precision, to express the encoder's speed as a fraction of peak;
+- CPU seconds per sampled frame of decoding and of encoding, each stage alone (process CPU
+  time: FFmpeg's and torch's threads run in this process), and from them the machine's bound
+  ``cores / (decode + encode CPU s per frame)`` per precision and K, with the pipeline's
+  fraction of it; decoding every frame (no non-reference frame skipped) for comparison;
 - a ``frames_per_clip`` sweep (1, 2, 4, 8): time per clip, and on the real videos how close
   the K-frame clip vector is to the 16-frame one.
 
@@ -22,6 +26,7 @@ ratios are taken within a repeat and the median over repeats is printed.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import tempfile
 import time
@@ -31,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from va_widgets import OpenClipEmbedder, index_videos
+from va_widgets import OpenClipEmbedder, index_videos, media
 from va_widgets.media import ClipChunk, ClipRule, iter_clips
 
 GFLOP_PER_IMAGE = 8.7  # one ViT-B/32 image forward: ~4.4 G multiply-adds
@@ -88,6 +93,24 @@ def decode(paths: list[Path], k: int) -> tuple[float, np.ndarray]:
     t0 = time.perf_counter()
     frames = [chunk.frames for chunk in chunks(paths, k)]
     return time.perf_counter() - t0, np.concatenate(frames)
+
+
+def decode_cpu(paths: list[Path], k: int, *, skip: bool = True) -> tuple[float, int]:
+    """Process CPU seconds and sampled frames of decoding alone (``skip=False``: every frame)."""
+    media.SKIP_UNSAMPLED_NONREF = skip
+    try:
+        t0 = time.process_time()
+        n = sum(chunk.frames.shape[0] * k for chunk in chunks(paths, k))
+        return time.process_time() - t0, n
+    finally:
+        media.SKIP_UNSAMPLED_NONREF = True
+
+
+def encode_cpu(embedder: OpenClipEmbedder, frames: np.ndarray) -> tuple[float, int]:
+    """Process CPU seconds and frames of encoding alone."""
+    t0 = time.process_time()
+    embedder.encode_clips(frames)
+    return time.process_time() - t0, frames.shape[0] * frames.shape[1]
 
 
 def pipeline(folder: Path, embedder: OpenClipEmbedder, k: int) -> tuple[float, int]:
@@ -254,6 +277,11 @@ def main() -> None:
 
         tasks[f"bare {p}"] = run_bare
         tasks[f"pipeline {p} K=8"] = lambda e=e: pipeline(folder, e, 8)
+    for k in (8, 4, 2, 1):
+        tasks[f"cpu decode K={k}"] = lambda k=k: decode_cpu(paths, k)
+    tasks["cpu decode all K=8"] = lambda: decode_cpu(paths, 8, skip=False)
+    for p, e in emb.items():
+        tasks[f"cpu encode {p}"] = lambda e=e: encode_cpu(e, frames8)
     tasks["serial bf16 K=8"] = lambda: serial(paths, emb["bf16"], 8)
     for k in (4, 2, 1):
         tasks[f"pipeline bf16 K={k}"] = lambda k=k: pipeline(folder, emb["bf16"], k)
@@ -283,7 +311,7 @@ def main() -> None:
     print(f"\n{'measurement':<20} {'s':>7} {'clips/s':>8} {'frames/s':>9} {'video s/s':>10} "
           f"{'GFLOP/s':>8} {'% peak':>7}")  # fmt: skip
     for name in names:
-        if name.startswith("matmul"):
+        if name.startswith(("matmul", "cpu ")):
             continue
         k = k_of(name)
         s = med(name, lambda s, n: s)
@@ -332,6 +360,8 @@ def main() -> None:
         print(f"  {k:>2} {med(name, lambda s, n: n / s):8.2f} {med(name, lambda s, n: 1000 * s / n):8.0f}"
               f" {speedup:6.2f}x {dec}")  # fmt: skip
 
+    print_bound(med, fps, set(results))
+
     real = sorted(p for p in args.real.glob("*") if p.suffix.lower() in {".mp4", ".mkv", ".gif"})
     if not real or args.quick:
         print(f"\nreal videos: skipped ({'--quick' if real else f'none in {args.real}'})")
@@ -349,6 +379,37 @@ def main() -> None:
     for k, (mean, low) in agreement.items():
         # 1 - cos as a share of the typical distance between two different clips
         print(f"  {k:>2} {mean:7.4f} {low:7.4f} {(1 - mean) / (1 - floor[0]):20.1%}")
+
+
+def print_bound(
+    med: Callable[[str, Callable[[float, float], float]], float],
+    fps: Callable[..., float],
+    measured: set[str],
+) -> None:
+    """CPU seconds per frame of each stage alone, the bound they set, the pipeline's share."""
+    cores = len(os.sched_getaffinity(0))
+    per_frame = {name: med(f"cpu {name}", lambda c, n: c / n) for name in
+                 ("decode K=8", "decode K=4", "decode K=2", "decode K=1", "decode all K=8",
+                  "encode fp32", "encode bf16")}  # fmt: skip
+    before, after = per_frame["decode all K=8"], per_frame["decode K=8"]
+    print(f"\nCPU seconds per sampled frame, each stage alone ({cores} cores)")
+    print(f"  decode K=8 {1000 * after:.1f} ms; decoding every frame {1000 * before:.1f} ms: "
+          f"{before / after:.2f}x less   (target >= 1.3x)")  # fmt: skip
+    for p in ("fp32", "bf16"):
+        print(f"  encode {p} {1000 * per_frame[f'encode {p}']:.1f} ms")
+    print(
+        f"  {'precision':<9} {'K':>2} {'decode ms':>9} {'CPU bound':>22} {'pipeline':>9} {'fraction':>9}"
+    )
+    for p in ("fp32", "bf16"):
+        for k in (8, 4, 2, 1):
+            decode = per_frame[f"decode K={k}"]
+            bound = cores / (decode + per_frame[f"encode {p}"])
+            line = f"  {p:<9} {k:>2} {1000 * decode:9.1f} CPU bound: {bound:5.1f} frames/s"
+            name = f"pipeline {p} K={k}"
+            if name in measured:
+                rate = med(name, lambda s, n, k=k: fps(s, n, k))
+                line += f" {rate:9.1f} {rate / bound:8.0%}"
+            print(line + ("   (target >= 95%)" if k == 8 and name in measured else ""))
 
 
 if __name__ == "__main__":

@@ -1,13 +1,14 @@
 """A million clips in the loop: open, text search, one active-learning step, the next previews.
 
 The library: three sample videos really indexed with ViT-B-32 (random weights: the real
-architecture and cost; no weights can be downloaded here), then a cache of ``--clips`` rows
-whose clip table repeats those rows under new clip ids (so every clip has real thumbnails)
-and whose float16 features are synthetic 512-d unit vectors (~10 % near one direction).
+architecture and cost; no weights can be downloaded here), then a valid cache of ``--clips``
+clips in synthetic videos of 10,000 clips whose previews are the real clips' thumbnails and
+whose float16 features are synthetic 512-d unit vectors (~10 % near one direction); see
+``big_library.py``.
 
 Measured in this process, in order:
 
-* open: ``ClipLibrary.open`` (manifest, clip table, memory-mapped features);
+* open: ``ClipLibrary.open`` (manifest, clip table, memory-mapped features, all validated);
 * search: ``lib.search(prompt, k=20)`` over every clip: text encoding plus one pass over the
   float16 matrix (p50/p95 over several prompts);
 * loop: ``Task.label`` (SQLite commit) → retrain → rescore every clip → ``task.next`` of the

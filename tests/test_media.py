@@ -558,3 +558,48 @@ def test_other_containers_and_codecs(folder, suffix):
     expected = expected_frame_seconds(frame_times(3.2).tolist(), windows, 4)
     np.testing.assert_allclose(cat(chunks, "frame_seconds"), expected, atol=1e-9)
     assert_sample_colours(chunks, SEGMENTS)
+
+
+# --------------------------------------------------------------------------- decoding less
+
+
+@pytest.fixture(scope="module")
+def bframes_mp4(folder) -> Path:
+    """H.264 with B-frames, one 4 s GOP, every frame different (ramps and noise)."""
+    segments = [(RED, 1.0), (BLUE, 1.5), (GREEN, 1.5)]
+    return make_video(folder / "bframes.mp4", segments, gop=100, ramp=True, noise=12)
+
+
+def plain_model_inputs(path: Path, image_size: int) -> dict[float, np.ndarray]:
+    """Every frame decoded plainly by PyAV (nothing skipped), converted as iter_clips does."""
+    from va_widgets.media import _Sampler
+
+    sampler = _Sampler(image_size, 16)
+    start = probe(path).first_frame_seconds
+    with av.open(str(path)) as container:
+        return {
+            round(frame.time - start, 6): sampler.model_input(frame)
+            for frame in container.decode(video=0)
+        }
+
+
+@pytest.mark.parametrize("k", [2, 3, 5, 8])
+def test_embedded_frames_are_the_frames_decoded_at_their_recorded_times(bframes_mp4, k):
+    plain = plain_model_inputs(bframes_mp4, 32)
+    info, chunks = run(bframes_mp4, ClipRule(clip_seconds=2.0, frames_per_clip=k))
+    frames, seconds = cat(chunks, "frames"), cat(chunks, "frame_seconds")
+    expected = expected_frame_seconds(info.frame_seconds.tolist(), [(0, 2), (2, 4)], k)
+    np.testing.assert_allclose(seconds, expected, atol=1e-9)
+    for clip in range(len(frames)):
+        for slot in range(k):
+            got = frames[clip, slot]
+            np.testing.assert_array_equal(got, plain[round(float(seconds[clip, slot]), 6)])
+    assert info.warnings == []
+
+
+def test_unsampled_non_reference_frames_are_not_decoded(bframes_mp4):
+    rule = ClipRule(clip_seconds=2.0, frames_per_clip=2)
+    info, chunks = run(bframes_mp4, rule, seek_gap_seconds=math.inf)
+    last_sampled = int(np.searchsorted(info.frame_seconds, cat(chunks, "frame_seconds").max()))
+    assert info.n_decoded_frames < last_sampled + 1  # frames skipped, none after the last
+    assert info.n_seeks == 0 and info.warnings == []

@@ -428,6 +428,11 @@ def plan_clips(
     return _shot_windows(info.duration_seconds, np.asarray(cut_seconds, dtype=np.float64), rule)
 
 
+#: Let FFmpeg skip the non-reference frames that no clip samples (False decodes every frame:
+#: for comparisons in benchmarks).
+SKIP_UNSAMPLED_NONREF = True
+
+
 def _sample_targets(windows: list[tuple[float, float]], k: int) -> np.ndarray:
     starts = np.array([w[0] for w in windows])
     ends = np.array([w[1] for w in windows])
@@ -473,13 +478,25 @@ class _Decoder:
             return min(pos, len(self.timeline.pts) - 1)
         return previous + 1
 
+    def _skippable(self, packet: av.packet.Packet, wanted: np.ndarray) -> bool:
+        """Whether ``packet`` holds a frame of the timeline that is not wanted."""
+        if packet.pts is None or not packet.size:
+            return False
+        index = self.index_of.get(int(packet.pts))
+        return index is not None and not wanted[index]
+
     def frames(
-        self, seek_to: list[int]
+        self, seek_to: list[int], wanted: np.ndarray | None = None
     ) -> Generator[tuple[int, av.video.frame.VideoFrame], None, None]:
         """Yield ``(frame_index, frame)`` in order. The consumer may append a frame index to
-        ``seek_to`` to make the decoder jump to that (keyframe) index before the next packet."""
+        ``seek_to`` to make the decoder jump to that (keyframe) index before the next packet.
+
+        ``wanted`` (bool per frame index) lets FFmpeg skip the non-reference frames that are
+        not wanted (no later frame depends on them): every wanted frame still decodes, exactly.
+        """
         av = self._av
         ctx = self.stream.codec_context
+        skipping = False
         previous = -1
         while True:
             restarted = False
@@ -499,6 +516,11 @@ class _Decoder:
                             previous = target - 1
                             restarted = True
                             break
+                    if wanted is not None:
+                        skip = self._skippable(packet, wanted)
+                        if skip != skipping:
+                            ctx.skip_frame = "NONREF" if skip else "DEFAULT"
+                            skipping = skip
                     try:
                         decoded = ctx.decode(packet if packet.size else None)
                     except av.error.FFmpegError:
@@ -799,7 +821,11 @@ def _sample_clips(
     last_index = -1
     last_frame: av.video.frame.VideoFrame | None = None
     try:
-        frames = decoder.frames(seek_to)
+        wanted = None
+        if SKIP_UNSAMPLED_NONREF:
+            wanted = np.zeros(len(seconds), dtype=bool)
+            wanted[slot_frame] = True
+        frames = decoder.frames(seek_to, wanted)
         for index, frame in frames:
             if seek_to:
                 continue  # decoded before a requested seek took effect
