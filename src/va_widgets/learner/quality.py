@@ -229,13 +229,15 @@ class Sample:
     """What the estimator needs: honest scores of all clips, and the labels in order.
 
     ``rows``, ``y`` and ``propensity`` list the labelled clips in the order they were labelled;
-    ``propensity`` is NaN for a hand-picked label.
+    ``propensity`` is NaN for a hand-picked label. ``uniform_share`` is the least share of
+    the draws that went uniformly over the pool (the feeds' ``explore``).
     """
 
     scores: np.ndarray
     rows: np.ndarray
     y: np.ndarray
     propensity: np.ndarray
+    uniform_share: float = 0.2
 
     def __post_init__(self) -> None:
         self.sampled = np.isfinite(self.propensity) & (self.propensity > 0)
@@ -277,6 +279,15 @@ def estimate(
     n = len(e)
     correction = float(e.mean())
     var = float(e.var(ddof=1)) / n if n > 1 else 0.0
+    # the draws rarely hit a surprise in the bulk of clips the feeds seldom visit, so their
+    # spread understates it; the model's own variance of the unlabelled residuals, drawn at
+    # the uniform share's probability, bounds it from below
+    unlabelled = np.ones(len(sample.f), dtype=bool)
+    unlabelled[sample.rows] = False
+    pool = int(unlabelled.sum())
+    fu = sample.f[unlabelled]
+    bulk = float(np.sum(grad[unlabelled] ** 2 * fu * (1 - fu)))
+    var = max(var, bulk * pool / sample.uniform_share / max(n, 1))
     if influence is not None:
         var += float(np.sum((influence - influence.mean()) ** 2))
     half = _t_quantile(n - 1, level) * np.sqrt(var)
