@@ -22,6 +22,7 @@ from va_widgets.errors import VaWidgetsError
 from va_widgets.store import (
     APPLICATION_ID,
     SCHEMA_VERSION,
+    Decision,
     LabelStore,
     StoreError,
     TaskMismatch,
@@ -60,7 +61,8 @@ def test_round_trip(tmp_path: Path) -> None:
     with LabelStore(path) as s:
         cur = s.current("cats")
         assert list(cur.columns) == [
-            "clip_id", "label", "annotator", "feed", "time", "model_version", "event_id",
+            "clip_id", "label", "annotator", "feed", "time", "model_version", "propensity",
+            "event_id",
         ]  # fmt: skip
         assert cur["clip_id"].tolist() == ["v1.mp4#0", "v1.mp4#1"]
         assert cur["label"].tolist() == [True, False]
@@ -118,8 +120,7 @@ def test_undo_is_exact_and_history_keeps_everything(store: LabelStore) -> None:
     e2 = store.add_event("cats", "c1", "label", label=False, annotator="a")
     assert labels(store.current("cats")) == {"c1": False}
 
-    undone = store.undo("cats", annotator="a")
-    assert undone is not None
+    [undone] = store.undo("cats", annotator="a")
     assert (undone.event_id, undone.clip_id, undone.label, undone.kind) == (
         e2,
         "c1",
@@ -129,15 +130,15 @@ def test_undo_is_exact_and_history_keeps_everything(store: LabelStore) -> None:
     assert labels(store.current("cats")) == {"c1": True}
     assert store.current("cats")["event_id"].tolist() == [e1]
 
-    assert store.undo("cats", annotator="a").event_id == e1
+    assert store.undo("cats", annotator="a")[0].event_id == e1
     assert store.current("cats").empty
-    assert store.undo("cats", annotator="a") is None  # nothing left
+    assert store.undo("cats", annotator="a") == []  # nothing left
 
     e5 = store.add_event("cats", "c2", "skip", annotator="a")
     e6 = store.add_event("cats", "c1", "label", label=True, annotator="a")
-    assert store.undo("cats", annotator="a").event_id == e6
+    assert store.undo("cats", annotator="a")[0].event_id == e6
     assert store.skipped("cats") == {"c2"}
-    assert store.undo("cats", annotator="a").event_id == e5
+    assert store.undo("cats", annotator="a")[0].event_id == e5
     assert store.skipped("cats") == set()
 
     hist = store.history("cats")
@@ -159,13 +160,13 @@ def test_undo_walks_back_across_clips_and_only_touches_that_annotator(store: Lab
     store.open_task("dogs", **LIB)
     store.add_event("dogs", "c9", "label", label=True, annotator="a")
 
-    assert store.undo("cats", annotator="a").clip_id == "c3"
-    assert store.undo("cats", annotator="a").clip_id == "c2"
+    assert store.undo("cats", annotator="a")[0].clip_id == "c3"
+    assert store.undo("cats", annotator="a")[0].clip_id == "c2"
     assert labels(store.current("cats", annotator="b")) == {"c2": True}
     assert labels(store.current("cats")) == {"c1": True, "c2": True}
-    assert store.undo("cats", annotator="a").clip_id == "c1"
-    assert store.undo("cats", annotator="a") is None
-    assert store.undo("cats", annotator="nobody") is None
+    assert store.undo("cats", annotator="a")[0].clip_id == "c1"
+    assert store.undo("cats", annotator="a") == []
+    assert store.undo("cats", annotator="nobody") == []
     assert labels(store.current("cats")) == {"c2": True}
     assert labels(store.current("dogs")) == {"c9": True}
 
@@ -278,25 +279,41 @@ def test_kappa_on_a_known_example(store: LabelStore) -> None:
 
 
 def test_derived_labels_match_an_independent_replay_and_rebuild(store: LabelStore) -> None:
-    """Random label/skip/undo sequence vs a model with one undo stack per annotator."""
+    """Random labels, skips, page actions and undos (of a session or of any session of an
+    annotator) vs a model that keeps one list of actions per annotator."""
     rng = random.Random(7)
     annotators, clips = ["a", "b", "c"], [f"c{i}" for i in range(12)]
-    stacks: dict[str, list[tuple[str, bool | None]]] = {a: [] for a in annotators}
-    for _ in range(250):
-        who = rng.choice(annotators)
+    sessions = ["s1", "s2"]
+    # per annotator: actions in order, each (session, [(clip, value)]); value None = skip
+    actions: dict[str, list[tuple[str, list[tuple[str, bool | None]]]]] = {
+        a: [] for a in annotators
+    }
+    for _ in range(300):
+        who, session = rng.choice(annotators), rng.choice(sessions)
         r = rng.random()
         if r < 0.25:
-            undone = store.undo("cats", annotator=who)
-            expected = stacks[who].pop() if stacks[who] else None
-            assert (undone and (undone.clip_id, undone.label)) == expected
-        elif r < 0.4:
+            scoped = rng.random() < 0.5
+            undone = store.undo("cats", annotator=who, session=session if scoped else None)
+            mine = [i for i, (s_, _) in enumerate(actions[who]) if not scoped or s_ == session]
+            expected = actions[who].pop(mine[-1])[1] if mine else []
+            assert [(e.clip_id, e.label) for e in undone] == expected
+        elif r < 0.35:
+            page = rng.sample(clips, rng.randint(2, 4))
+            value = rng.random() < 0.5
+            store.add_events(
+                "cats", [Decision(c, "label", value) for c in page], annotator=who, session=session
+            )
+            actions[who].append((session, [(c, value) for c in page]))
+        elif r < 0.45:
             clip = rng.choice(clips)
-            store.add_event("cats", clip, "skip", annotator=who)
-            stacks[who].append((clip, None))
+            store.add_event("cats", clip, "skip", annotator=who, session=session)
+            actions[who].append((session, [(clip, None)]))
         else:
             clip, value = rng.choice(clips), rng.random() < 0.5
-            store.add_event("cats", clip, "label", label=value, annotator=who)
-            stacks[who].append((clip, value))
+            store.add_event("cats", clip, "label", label=value, annotator=who, session=session)
+            actions[who].append((session, [(clip, value)]))
+
+    stacks = {who: [d for _, group in actions[who] for d in group] for who in annotators}
 
     def model_state(who: str) -> dict[str, bool | None]:
         state: dict[str, bool | None] = {}
@@ -487,7 +504,7 @@ def test_migration_from_version_1(tmp_path: Path) -> None:
         [info] = s.tasks()
         assert info.query is None and info.created == datetime(2024, 5, 1, 10, tzinfo=timezone.utc)
         # the migrated store is fully usable
-        assert s.undo("cats", annotator="a").event_id == 2
+        assert s.undo("cats", annotator="a")[0].event_id == 2
         s.add_event("cats", "c4", "label", label=True, annotator="a", feed="search")
         assert labels(s.current("cats")) == {"c1": True, "c4": True}
     conn = sqlite3.connect(path)
@@ -496,9 +513,74 @@ def test_migration_from_version_1(tmp_path: Path) -> None:
         assert conn.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID
         meta = dict(conn.execute("SELECT key, value FROM meta"))
         assert meta["schema_version"] == str(SCHEMA_VERSION)
-        assert "migrated_1_to_2" in meta
+        assert f"migrated_1_to_{SCHEMA_VERSION}" in meta
     finally:
         conn.close()
+
+
+def test_migration_from_version_2_keeps_labels_as_single_actions(
+    tmp_path: Path, monkeypatch
+) -> None:
+    import va_widgets.store as store_module
+
+    path = tmp_path / "v2.sqlite"
+    monkeypatch.setattr(store_module, "MIGRATIONS", store_module.MIGRATIONS[:2])
+    monkeypatch.setattr(store_module, "SCHEMA_VERSION", 2)
+    with LabelStore(path) as s:
+        s.open_task("cats", **LIB)
+    conn = sqlite3.connect(path)
+    for event_id, clip, value in [(1, "c1", 1), (2, "c2", 0)]:  # written as version 2 did
+        conn.execute(
+            "INSERT INTO events(event_id, task_id, clip_id, kind, label, annotator, time) "
+            "VALUES (?, 1, ?, 'label', ?, 'a', '2025-01-01T00:00:00+00:00')",
+            (event_id, clip, value),
+        )
+        conn.execute("INSERT INTO current_labels VALUES (1, ?, 'a', ?)", (clip, event_id))
+    conn.commit()
+    conn.close()
+    monkeypatch.undo()
+    with LabelStore(path) as s:
+        cur = s.current("cats")
+        assert labels(cur) == {"c1": True, "c2": False}
+        assert cur["propensity"].isna().all()  # old events: not random draws
+        hist = s.history("cats")
+        assert hist["session"].isna().all() and hist["action"].isna().all()
+        # an old event is its own action; a session-scoped undo does not reach it
+        assert s.undo("cats", annotator="a", session="new") == []
+        assert [e.clip_id for e in s.undo("cats", annotator="a")] == ["c2"]
+
+
+def test_a_page_action_is_atomic_and_undone_whole(store: LabelStore) -> None:
+    store.add_event("cats", "c0", "label", label=False, annotator="a", session="s")
+    page = [Decision(f"c{i}", "label", True, feed="top", propensity=0.25) for i in (1, 2, 3)]
+    ids = store.add_events("cats", page, annotator="a", session="s")
+    assert ids == sorted(ids) and len(ids) == 3
+    hist = store.history("cats")
+    assert hist["action"].tolist() == [pd.NA, ids[0], ids[0], ids[0]]
+    assert hist["propensity"].tolist()[1:] == [0.25] * 3
+    assert store.current("cats")["propensity"].tolist()[1:] == [0.25] * 3
+    # one bad decision: nothing of the action is written
+    bad = [Decision("c7", "label", True), Decision("c8", "label", "yes")]  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="label=True or label=False"):
+        store.add_events("cats", bad, annotator="a", session="s")
+    with pytest.raises(ValueError, match=r"propensity must lie in \(0, 1\]"):
+        store.add_events("cats", [Decision("c7", "label", True, propensity=0.0)], annotator="a")
+    assert len(store.history("cats")) == 4
+    undone = store.undo("cats", annotator="a", session="s")
+    assert [(e.clip_id, e.action) for e in undone] == [(f"c{i}", ids[0]) for i in (1, 2, 3)]
+    assert labels(store.current("cats")) == {"c0": False}
+    assert [e.clip_id for e in store.undo("cats", annotator="a", session="s")] == ["c0"]
+
+
+def test_undo_of_a_session_leaves_another_sessions_later_labels(store: LabelStore) -> None:
+    """Two notebooks with the same annotator name: each undoes only its own work."""
+    store.add_event("cats", "c1", "label", label=True, annotator="me", session="nb1")
+    store.add_event("cats", "c2", "label", label=True, annotator="me", session="nb2")
+    assert [e.clip_id for e in store.undo("cats", annotator="me", session="nb1")] == ["c1"]
+    assert labels(store.current("cats")) == {"c2": True}
+    assert store.undo("cats", annotator="me", session="nb1") == []
+    # undoing another session's work is explicit: no session given
+    assert [e.clip_id for e in store.undo("cats", annotator="me")] == ["c2"]
 
 
 def test_failed_migration_leaves_the_old_file_usable(tmp_path: Path, monkeypatch) -> None:

@@ -46,7 +46,7 @@ def test_label_skip_undo_are_durable_and_retrain(sample, tmp_path):
     other = next(i for i in ids if i not in (pos, neg))
     task.skip(other)
     task.label(ids[-1], bool(truth[-1]))
-    assert task.undo() == ids[-1]
+    assert task.undo() == [ids[-1]]
     assert task.model_version > version
     assert task.counts() == {"positives": 1, "negatives": 1, "skipped": 1}
     # a fresh process sees the same labels and fits the same model
@@ -58,6 +58,30 @@ def test_label_skip_undo_are_durable_and_retrain(sample, tmp_path):
     assert {"label", "annotator", "feed", "time", "model_version", "video", "start_seconds"} <= set(
         labels
     )
+
+
+def test_undo_is_this_sessions_own_and_a_page_is_one_action(sample, tmp_path):
+    """Two notebooks labelling one task under the same login name: each undo stays in its own
+    notebook; undoing another session's action is explicit."""
+    lib, _ = sample
+    ids = lib.clips["clip_id"].tolist()
+    first, second = new_task(lib, tmp_path), new_task(lib, tmp_path)
+    assert first.annotator == second.annotator and first.session != second.session
+    first.label(ids[0], True)
+    second.label(ids[1], False)
+    assert first.undo() == [ids[0]]
+    second.refresh()
+    assert second.labels()["clip_id"].tolist() == [ids[1]]
+    assert first.undo() == []  # nothing of its own left
+    first.label_many(ids[2:5], True, feed="top")
+    assert first.undo() == ids[2:5]  # the page, whole
+    assert first.undo(annotator=second.annotator) == [ids[1]]  # explicit: any session
+    assert first.labels().empty
+    with pytest.raises(TypeError, match="must be True or False"):
+        first.label_many(ids[:2], 1)  # type: ignore[arg-type]
+    with pytest.raises(KeyError, match="unknown clip id"):
+        first.label_many([ids[0], "nope"], True)
+    assert first.store.history(first.name)["kind"].tolist().count("label") == 5
 
 
 def test_feeds_never_repeat_or_return_labelled_clips(sample, tmp_path):

@@ -15,7 +15,7 @@ the WAL file grows, 0.2 ms once it is reused), against 0.03 ms with ``NORMAL`` -
 human labelling speed. Writers from several processes are serialised by SQLite's write lock; a busy
 timeout plus retries make them wait rather than fail.
 
-Schema (version 2)
+Schema (version 3)
 ------------------
 ``PRAGMA user_version`` and ``meta.schema_version`` hold the schema version;
 ``meta.application`` identifies the file as a va_widgets label store, and
@@ -24,17 +24,25 @@ Schema (version 2)
 - ``meta(key TEXT PRIMARY KEY, value TEXT)``.
 - ``tasks(task_id, name UNIQUE, library_id, embedder_fingerprint, query, created_at)``.
 - ``events(event_id, task_id, clip_id, kind, label, annotator, feed, model_version, time,
-  undoes)``: the append-only log. ``kind`` is ``label``, ``skip`` or ``undo``; ``label`` is
-  0/1 for label events and NULL otherwise; an undo event names the event it undoes in
-  ``undoes`` (each event can be undone at most once) and copies its ``clip_id``. ``time`` is
-  ISO-8601 UTC; the order of events is ``event_id``, not ``time``.
+  undoes, session, action, propensity)``: the append-only log. ``kind`` is ``label``, ``skip``
+  or ``undo``; ``label`` is 0/1 for label events and NULL otherwise; an undo event names the
+  event it undoes in ``undoes`` (each event can be undone at most once) and copies its
+  ``clip_id``. ``time`` is ISO-8601 UTC; the order of events is ``event_id``, not ``time``.
+  ``session`` identifies the writer (one :class:`~va_widgets.task.Task` object), so that undo
+  never reaches into another notebook's work. Events written together as one user action (a
+  page labelled with one key) share ``action`` (the first event's id; NULL for a single
+  event) and are undone together. ``propensity`` is the probability with which the clip was
+  drawn at random by the feed that showed it (NULL: chosen by hand or by rank, not a random
+  draw); the quality estimate weighs random draws by it.
 - ``current_labels(task_id, clip_id, annotator, event_id)``: derived data, updated in the
   same transaction as each event: for each clip and annotator, the latest label or skip
   event of that annotator that has not been undone. :meth:`LabelStore.rebuild_current`
   recomputes it from the log.
 
 Schema history: version 1 (first development layout) had no ``feed``/``model_version``
-columns, no ``tasks.query`` and no ``current_labels`` table; :data:`MIGRATIONS` upgrades any
+columns, no ``tasks.query`` and no ``current_labels`` table; version 2 had no ``session``,
+``action`` and ``propensity`` (its events migrate as single actions of no session, not random
+draws); :data:`MIGRATIONS` upgrades any
 older file in one transaction when it is opened. A new file is version 0 and goes through
 the same migrations.
 """
@@ -46,7 +54,7 @@ import sqlite3
 import threading
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from itertools import combinations
@@ -62,6 +70,7 @@ __all__ = [
     "APPLICATION_ID",
     "MIGRATIONS",
     "SCHEMA_VERSION",
+    "Decision",
     "Event",
     "LabelStore",
     "StoreError",
@@ -110,6 +119,60 @@ class Event:
     model_version: int | None
     time: datetime
     undoes: int | None
+    session: str | None = None
+    action: int | None = None
+    propensity: float | None = None
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One label or skip to write with :meth:`LabelStore.add_events` (see :meth:`~LabelStore.add_event`)."""
+
+    clip_id: str
+    kind: Literal["label", "skip"] = "label"
+    label: bool | None = None
+    feed: str | None = None
+    model_version: int | None = None
+    propensity: float | None = None
+
+
+def _validated(d: Decision) -> tuple[str, str, int | None, str | None, int | None, float | None]:
+    """The columns of a decision's event row; TypeError/ValueError naming a bad field."""
+    if not isinstance(d, Decision):
+        raise TypeError(f"expected a Decision, got {type(d).__name__}")
+    _check_name("clip_id", d.clip_id)
+    value: int | None
+    if d.kind == "label":
+        if not isinstance(d.label, (bool, np.bool_)):
+            raise TypeError(
+                f"a label event needs label=True or label=False, got {d.label!r} "
+                f"({type(d.label).__name__})"
+            )
+        value = int(bool(d.label))
+    elif d.kind == "skip":
+        if d.label is not None:
+            raise ValueError(f"a skip event takes no label, got label={d.label!r}")
+        value = None
+    else:
+        hint = "; use undo() to undo" if d.kind == "undo" else ""
+        raise ValueError(f"kind must be 'label' or 'skip', got {d.kind!r}{hint}")
+    if d.feed is not None and not isinstance(d.feed, str):
+        raise TypeError(f"feed must be a string or None, got {d.feed!r}")
+    mv = d.model_version
+    if mv is not None and (
+        isinstance(mv, (bool, np.bool_)) or not isinstance(mv, (int, np.integer))
+    ):
+        raise TypeError(f"model_version must be an int or None, got {mv!r}")
+    p = d.propensity
+    if p is not None:
+        if isinstance(p, (bool, np.bool_)) or not isinstance(
+            p, (int, float, np.floating, np.integer)
+        ):
+            raise TypeError(f"propensity must be a number in (0, 1] or None, got {p!r}")
+        if not 0.0 < float(p) <= 1.0:
+            raise ValueError(f"propensity must lie in (0, 1], got {p!r}")
+        p = float(p)
+    return d.clip_id, d.kind, value, d.feed, None if mv is None else int(mv), p
 
 
 # --------------------------------------------------------------------------- migrations
@@ -179,8 +242,26 @@ def _migrate_1_to_2(conn: sqlite3.Connection) -> None:
     _rebuild_current(conn)
 
 
+def _migrate_2_to_3(conn: sqlite3.Connection) -> None:
+    _script(
+        conn,
+        """
+        ALTER TABLE events ADD COLUMN session TEXT;
+        ALTER TABLE events ADD COLUMN action INTEGER;
+        ALTER TABLE events ADD COLUMN propensity REAL
+            CHECK (propensity IS NULL OR (propensity > 0 AND propensity <= 1));
+        CREATE INDEX IF NOT EXISTS events_by_session ON events(task_id, session, event_id);
+        CREATE INDEX IF NOT EXISTS events_by_action ON events(action) WHERE action IS NOT NULL;
+        """,
+    )
+
+
 #: ``MIGRATIONS[v]`` upgrades a schema-``v`` file to ``v + 1`` inside an open transaction.
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_migrate_0_to_1, _migrate_1_to_2]
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
+    _migrate_0_to_1,
+    _migrate_1_to_2,
+    _migrate_2_to_3,
+]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -294,7 +375,7 @@ def _validate_existing(path: Path) -> None:
 
 _EVENT_COLUMNS = (
     "e.event_id, t.name, e.clip_id, e.kind, e.label, e.annotator, e.feed, e.model_version, "
-    "e.time, e.undoes"
+    "e.time, e.undoes, e.session, e.action, e.propensity"
 )
 
 
@@ -310,6 +391,9 @@ def _event(row: tuple[Any, ...]) -> Event:
         model_version=row[7],
         time=datetime.fromisoformat(row[8]),
         undoes=row[9],
+        session=row[10],
+        action=row[11],
+        propensity=row[12],
     )
 
 
@@ -318,12 +402,22 @@ def _times(values: tuple[str, ...]) -> pd.Series:
     return times.astype("datetime64[us, UTC]")
 
 
-_LABEL_COLUMNS = ["clip_id", "label", "annotator", "feed", "time", "model_version", "event_id"]
+_LABEL_COLUMNS = [
+    "clip_id",
+    "label",
+    "annotator",
+    "feed",
+    "time",
+    "model_version",
+    "propensity",
+    "event_id",
+]
 
 
 def _label_frame(rows: list[tuple[Any, ...]]) -> pd.DataFrame:
-    """DataFrame of label rows ``(event_id, clip_id, label, annotator, feed, time, model_version)``."""
-    cols = list(zip(*rows, strict=True)) if rows else [()] * 7
+    """DataFrame of label rows ``(event_id, clip_id, label, annotator, feed, time,
+    model_version, propensity)``."""
+    cols = list(zip(*rows, strict=True)) if rows else [()] * 8
     return pd.DataFrame(
         {
             "clip_id": pd.Series(cols[1], dtype="str"),
@@ -332,6 +426,7 @@ def _label_frame(rows: list[tuple[Any, ...]]) -> pd.DataFrame:
             "feed": pd.Series(cols[4], dtype="object"),
             "time": _times(cols[5]),
             "model_version": pd.Series(cols[6], dtype="Int64"),
+            "propensity": pd.Series([np.nan if v is None else v for v in cols[7]], dtype="float64"),
             "event_id": pd.Series(cols[0], dtype="int64"),
         },
         columns=_LABEL_COLUMNS,
@@ -561,6 +656,8 @@ class LabelStore:
         annotator: str,
         feed: str | None = None,
         model_version: int | None = None,
+        session: str | None = None,
+        propensity: float | None = None,
     ) -> int:
         """Append a label or skip event; committed to disk when this returns.
 
@@ -575,110 +672,148 @@ class LabelStore:
         annotator : str
             Who made the decision.
         feed : str, optional
-            Where the clip was shown (e.g. ``"uncertain"``, ``"search"``).
+            Where the clip was shown (e.g. ``"borderline"``, ``"search"``).
         model_version : int, optional
             Version of the model whose suggestion was on screen.
+        session : str, optional
+            The writer (one Task object); :meth:`undo` can be limited to it.
+        propensity : float, optional
+            The probability, in (0, 1], with which the feed drew this clip at random; None
+            when it was not a random draw (chosen by hand or by rank).
 
         Returns
         -------
         int
             The event id.
         """
-        _check_name("clip_id", clip_id)
-        _check_name("annotator", annotator)
-        if kind == "label":
-            if not isinstance(label, (bool, np.bool_)):
-                raise TypeError(
-                    f"a label event needs label=True or label=False, got {label!r} "
-                    f"({type(label).__name__})"
-                )
-            value: int | None = int(bool(label))
-        elif kind == "skip":
-            if label is not None:
-                raise ValueError(f"a skip event takes no label, got label={label!r}")
-            value = None
-        else:
-            hint = "; use undo() to undo" if kind == "undo" else ""
-            raise ValueError(f"kind must be 'label' or 'skip', got {kind!r}{hint}")
-        if feed is not None and not isinstance(feed, str):
-            raise TypeError(f"feed must be a string or None, got {feed!r}")
-        if model_version is not None and (
-            isinstance(model_version, (bool, np.bool_))
-            or not isinstance(model_version, (int, np.integer))
-        ):
-            raise TypeError(f"model_version must be an int or None, got {model_version!r}")
-        mv = None if model_version is None else int(model_version)
+        item = Decision(clip_id, kind, label, feed, model_version, propensity)
+        return self.add_events(task, [item], annotator=annotator, session=session)[0]
 
-        def body(conn: sqlite3.Connection) -> int:
+    def add_events(
+        self,
+        task: str,
+        decisions: Sequence[Decision],
+        *,
+        annotator: str,
+        session: str | None = None,
+    ) -> list[int]:
+        """Append several label or skip events as ONE action, in one transaction.
+
+        All or none are written; :meth:`undo` undoes them together. Returns their event ids.
+        """
+        _check_name("annotator", annotator)
+        if session is not None:
+            _check_name("session", session)
+        rows = [_validated(d) for d in decisions]
+        if not rows:
+            raise ValueError("add_events needs at least one decision")
+
+        def body(conn: sqlite3.Connection) -> list[int]:
             task_id = self._task_id(conn, task)
-            cur = conn.execute(
-                "INSERT INTO events(task_id, clip_id, kind, label, annotator, feed, "
-                "model_version, time) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (task_id, clip_id, kind, value, annotator, feed, mv, _now()),
-            )
-            event_id = cur.lastrowid
-            assert event_id is not None
-            conn.execute(
-                "INSERT INTO current_labels(task_id, clip_id, annotator, event_id) "
-                "VALUES (?, ?, ?, ?) ON CONFLICT(task_id, clip_id, annotator) "
-                "DO UPDATE SET event_id = excluded.event_id",
-                (task_id, clip_id, annotator, event_id),
-            )
-            return event_id
+            ids: list[int] = []
+            for clip_id, kind, value, feed, mv, propensity in rows:
+                cur = conn.execute(
+                    "INSERT INTO events(task_id, clip_id, kind, label, annotator, feed, "
+                    "model_version, time, session, action, propensity) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        task_id, clip_id, kind, value, annotator, feed, mv, _now(), session,
+                        ids[0] if ids else None, propensity,
+                    ),
+                )  # fmt: skip
+                event_id = cur.lastrowid
+                assert event_id is not None
+                ids.append(event_id)
+                conn.execute(
+                    "INSERT INTO current_labels(task_id, clip_id, annotator, event_id) "
+                    "VALUES (?, ?, ?, ?) ON CONFLICT(task_id, clip_id, annotator) "
+                    "DO UPDATE SET event_id = excluded.event_id",
+                    (task_id, clip_id, annotator, event_id),
+                )
+            if len(ids) > 1:
+                conn.execute("UPDATE events SET action = ? WHERE event_id = ?", (ids[0], ids[0]))
+            return ids
 
         return self._write(body)
 
-    def undo(self, task: str, *, annotator: str) -> Event | None:
-        """Undo ``annotator``'s most recent label or skip in ``task`` that is not yet undone.
+    def undo(self, task: str, *, annotator: str, session: str | None = None) -> list[Event]:
+        """Undo ``annotator``'s most recent action in ``task`` that is not yet undone.
 
-        Appends an undo event referencing it. Repeated calls walk back further.
+        An action is one label or skip, or several written together by :meth:`add_events`;
+        each of its events gets an undo event referencing it. With ``session``, only that
+        writer's actions are considered (another notebook's later labels are left alone).
+        Repeated calls walk back further.
 
         Returns
         -------
-        Event or None
-            The event that was undone (its ``clip_id`` is the clip to show again), or None
-            if there was nothing to undo.
+        list of Event
+            The events undone, in the order they were written (their ``clip_id`` are the clips
+            to show again); empty when there was nothing to undo.
         """
         _check_name("annotator", annotator)
+        if session is not None:
+            _check_name("session", session)
+        live = "NOT EXISTS (SELECT 1 FROM events AS u WHERE u.undoes = e.event_id)"
 
-        def body(conn: sqlite3.Connection) -> Event | None:
+        def body(conn: sqlite3.Connection) -> list[Event]:
             task_id = self._task_id(conn, task)
-            row = conn.execute(
+            where = "e.task_id = ? AND e.annotator = ? AND e.kind IN ('label', 'skip')"
+            params: tuple[Any, ...] = (task_id, annotator)
+            if session is not None:
+                where += " AND e.session = ?"
+                params += (session,)
+            last = conn.execute(
                 f"SELECT {_EVENT_COLUMNS} FROM events AS e JOIN tasks AS t USING (task_id) "
-                "WHERE e.task_id = ? AND e.annotator = ? AND e.kind IN ('label', 'skip') "
-                "AND NOT EXISTS (SELECT 1 FROM events AS u WHERE u.undoes = e.event_id) "
-                "ORDER BY e.event_id DESC LIMIT 1",
-                (task_id, annotator),
+                f"WHERE {where} AND {live} ORDER BY e.event_id DESC LIMIT 1",
+                params,
             ).fetchone()
-            if row is None:
-                return None
-            undone = _event(row)
-            conn.execute(
-                "INSERT INTO events(task_id, clip_id, kind, annotator, time, undoes) "
-                "VALUES (?, ?, 'undo', ?, ?, ?)",
-                (task_id, undone.clip_id, annotator, _now(), undone.event_id),
-            )
-            latest = conn.execute(
-                "SELECT MAX(event_id) FROM events AS e WHERE task_id = ? AND clip_id = ? "
-                "AND annotator = ? AND kind IN ('label', 'skip') "
-                "AND NOT EXISTS (SELECT 1 FROM events AS u WHERE u.undoes = e.event_id)",
-                (task_id, undone.clip_id, annotator),
-            ).fetchone()[0]
-            if latest is None:
-                conn.execute(
-                    "DELETE FROM current_labels WHERE task_id = ? AND clip_id = ? "
-                    "AND annotator = ?",
-                    (task_id, undone.clip_id, annotator),
-                )
+            if last is None:
+                return []
+            action = _event(last).action
+            if action is None:
+                undone = [_event(last)]
             else:
+                undone = [
+                    _event(row)
+                    for row in conn.execute(
+                        f"SELECT {_EVENT_COLUMNS} FROM events AS e JOIN tasks AS t "
+                        f"USING (task_id) WHERE e.action = ? AND {live} ORDER BY e.event_id",
+                        (action,),
+                    )
+                ]
+            for event in undone:
                 conn.execute(
-                    "UPDATE current_labels SET event_id = ? WHERE task_id = ? AND clip_id = ? "
-                    "AND annotator = ?",
-                    (latest, task_id, undone.clip_id, annotator),
+                    "INSERT INTO events(task_id, clip_id, kind, annotator, time, undoes, session) "
+                    "VALUES (?, ?, 'undo', ?, ?, ?, ?)",
+                    (task_id, event.clip_id, annotator, _now(), event.event_id, session),
                 )
+                self._restore_current(conn, task_id, event.clip_id, annotator)
             return undone
 
         return self._write(body)
+
+    @staticmethod
+    def _restore_current(
+        conn: sqlite3.Connection, task_id: int, clip_id: str, annotator: str
+    ) -> None:
+        """Point ``current_labels`` at the annotator's latest live event of a clip (after undo)."""
+        latest = conn.execute(
+            "SELECT MAX(event_id) FROM events AS e WHERE task_id = ? AND clip_id = ? "
+            "AND annotator = ? AND kind IN ('label', 'skip') "
+            "AND NOT EXISTS (SELECT 1 FROM events AS u WHERE u.undoes = e.event_id)",
+            (task_id, clip_id, annotator),
+        ).fetchone()[0]
+        if latest is None:
+            conn.execute(
+                "DELETE FROM current_labels WHERE task_id = ? AND clip_id = ? AND annotator = ?",
+                (task_id, clip_id, annotator),
+            )
+        else:
+            conn.execute(
+                "UPDATE current_labels SET event_id = ? WHERE task_id = ? AND clip_id = ? "
+                "AND annotator = ?",
+                (latest, task_id, clip_id, annotator),
+            )
 
     def rebuild_current(self) -> None:
         """Recompute the derived current-labels table of every task from the event log."""
@@ -721,7 +856,7 @@ class LabelStore:
             conn = self._db
             sql = (
                 "SELECT e.event_id, e.clip_id, e.label, e.annotator, e.feed, e.time, "
-                "e.model_version FROM current_labels AS c "
+                "e.model_version, e.propensity FROM current_labels AS c "
                 "JOIN events AS e ON e.event_id = c.event_id "
                 "WHERE c.task_id = ? AND e.kind = 'label'"
             )
@@ -758,18 +893,21 @@ class LabelStore:
         DataFrame
             Columns ``event_id``, ``clip_id``, ``kind``, ``label`` (nullable boolean),
             ``annotator``, ``feed``, ``time`` (UTC), ``model_version`` (Int64), ``undoes``
-            (Int64: the event an undo undoes) and ``undone`` (bool: undone later).
+            (Int64: the event an undo undoes), ``undone`` (bool: undone later), ``session``,
+            ``action`` (Int64: shared by the events of one action) and ``propensity``
+            (float, NaN when not a random draw).
         """
         with self._lock:
             conn = self._db
             rows = conn.execute(
                 "SELECT e.event_id, e.clip_id, e.kind, e.label, e.annotator, e.feed, e.time, "
                 "e.model_version, e.undoes, "
-                "EXISTS (SELECT 1 FROM events AS u WHERE u.undoes = e.event_id) "
+                "EXISTS (SELECT 1 FROM events AS u WHERE u.undoes = e.event_id), "
+                "e.session, e.action, e.propensity "
                 "FROM events AS e WHERE e.task_id = ? ORDER BY e.event_id",
                 (self._task_id(conn, task),),
             ).fetchall()
-        cols = list(zip(*rows, strict=True)) if rows else [()] * 10
+        cols = list(zip(*rows, strict=True)) if rows else [()] * 13
         return pd.DataFrame(
             {
                 "event_id": pd.Series(cols[0], dtype="int64"),
@@ -784,6 +922,11 @@ class LabelStore:
                 "model_version": pd.Series(cols[7], dtype="Int64"),
                 "undoes": pd.Series(cols[8], dtype="Int64"),
                 "undone": pd.Series(cols[9], dtype="bool"),
+                "session": pd.Series(cols[10], dtype="object"),
+                "action": pd.Series(cols[11], dtype="Int64"),
+                "propensity": pd.Series(
+                    [np.nan if v is None else v for v in cols[12]], dtype="float64"
+                ),
             }
         )
 

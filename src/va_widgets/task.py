@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import getpass
 import os
+import uuid
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,7 +20,7 @@ import pandas as pd
 
 from va_widgets.errors import TextSearchUnavailable, VaWidgetsError
 from va_widgets.learner import FEEDS, ActiveLearningEngine, Quality
-from va_widgets.store import LabelStore
+from va_widgets.store import Decision, LabelStore
 
 if TYPE_CHECKING:
     from va_widgets.library import ClipLibrary
@@ -37,6 +38,10 @@ class Task:
     store : the SQLite label file (default ``<library cache>/labels.sqlite``).
     annotator : who labels (default: the login name).
     estimator : a scikit-learn classifier (default: balanced logistic regression).
+
+    Each Task object is one labelling session (:attr:`session`): :meth:`undo` undoes this
+    session's own actions, never those of another notebook labelling the same task under
+    the same name.
 
     Notes
     -----
@@ -66,6 +71,7 @@ class Task:
         self.library = library
         self.name = name
         self.annotator = annotator or _login()
+        self.session = uuid.uuid4().hex  # this object's writes, for undo
         self.store = (
             store
             if isinstance(store, LabelStore)
@@ -124,43 +130,81 @@ class Task:
             self.last_source = f"cosine similarity to clip {self.library.clips['clip_id'].iat[row]}"
         return self.library.clips["clip_id"].iloc[rows].tolist()  # no 1M-row array
 
-    def label(self, clip_id: str, label: bool, *, feed: str | None = None) -> None:
-        """Record ``label`` for ``clip_id`` (durable on disk when this returns) and retrain."""
+    def label(
+        self,
+        clip_id: str,
+        label: bool,
+        *,
+        feed: str | None = None,
+        propensity: float | None = None,
+    ) -> None:
+        """Record ``label`` for ``clip_id`` (durable on disk when this returns) and retrain.
+
+        ``propensity``: the probability with which the feed drew this clip at random (None
+        when it was chosen by hand or by rank); see :meth:`LabelStore.add_event`.
+        """
+        self.label_many([clip_id], label, feed=feed, propensities=[propensity])
+
+    def label_many(
+        self,
+        clip_ids: list[str],
+        label: bool,
+        *,
+        feed: str | None = None,
+        propensities: list[float | None] | None = None,
+    ) -> None:
+        """Give every clip of ``clip_ids`` the same ``label`` as ONE action (one transaction;
+        one :meth:`undo` undoes it whole), then retrain."""
         if not isinstance(label, (bool, np.bool_)):
             raise TypeError(
-                f"label for {clip_id!r} must be True or False, got {label!r} "
+                f"label for {clip_ids!r} must be True or False, got {label!r} "
                 f"({type(label).__name__}); pass bool(value) if you mean its truth value"
             )
-        self.library.rows(clip_id)  # an unknown id fails before anything is written
-        self.store.add_event(
-            self.name,
-            clip_id,
-            "label",
-            label=bool(label),
-            annotator=self.annotator,
-            feed=feed or self.last_feed,
-            model_version=self.model_version,
+        self._check_ids(clip_ids)
+        if propensities is None:
+            propensities = [None] * len(clip_ids)
+        if len(propensities) != len(clip_ids):
+            raise ValueError(
+                f"propensities must have one entry per clip ({len(clip_ids)}), "
+                f"got {len(propensities)}"
+            )
+        self._write(
+            [
+                Decision(c, "label", bool(label), feed or self.last_feed, self.model_version, p)
+                for c, p in zip(clip_ids, propensities, strict=True)
+            ]
         )
-        self._sync()
 
     def skip(self, clip_id: str, *, feed: str | None = None) -> None:
         """Record that ``clip_id`` was skipped (not shown again by the feeds)."""
-        self.library.rows(clip_id)
-        self.store.add_event(
-            self.name,
-            clip_id,
-            "skip",
-            annotator=self.annotator,
-            feed=feed or self.last_feed,
-            model_version=self.model_version,
-        )
+        self._check_ids([clip_id])
+        self._write([Decision(clip_id, "skip", None, feed or self.last_feed, self.model_version)])
+
+    def _check_ids(self, clip_ids: list[str]) -> None:
+        """Raise before anything is written: not a list of ids, or an unknown id."""
+        if isinstance(clip_ids, str) or not all(isinstance(c, str) for c in clip_ids):
+            raise TypeError(f"clip ids must be a list of strings, got {clip_ids!r}")
+        if not clip_ids:
+            raise ValueError("no clip ids given")
+        self.library.rows(clip_ids)  # unknown ids fail here
+
+    def _write(self, decisions: list[Decision]) -> None:
+        self.store.add_events(self.name, decisions, annotator=self.annotator, session=self.session)
         self._sync()
 
-    def undo(self) -> str | None:
-        """Undo this annotator's last label or skip; return its clip id (None if nothing to undo)."""
-        event = self.store.undo(self.name, annotator=self.annotator)
+    def undo(self, *, annotator: str | None = None) -> list[str]:
+        """Undo this session's last action (a label, a skip or a page of labels); return the
+        clip ids it covered (empty when there is nothing to undo).
+
+        Actions of other Task objects (another notebook, a restarted kernel) are left alone;
+        ``annotator=<name>`` undoes that annotator's last action from any session instead.
+        """
+        if annotator is None:
+            events = self.store.undo(self.name, annotator=self.annotator, session=self.session)
+        else:
+            events = self.store.undo(self.name, annotator=annotator)
         self._sync()
-        return None if event is None else event.clip_id
+        return [e.clip_id for e in events]
 
     def set_query(self, text: str) -> None:
         """Use ``text`` as the zero-shot query (search feed and cold start)."""

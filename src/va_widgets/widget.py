@@ -346,7 +346,8 @@ class Annotator(anywidget.AnyWidget):
         self._fire_label(clip_id, label)
 
     def _on_undo(self, rid: Any, content: dict[str, Any]) -> None:
-        clip_id = self._task.undo()
+        undone = self._task.undo()  # the widget's actions are single labels or skips
+        clip_id = undone[0] if undone else None
         if clip_id is not None:
             self._served_feed.setdefault(clip_id, "undo")
             with self.hold_sync():
