@@ -634,6 +634,20 @@ class ActiveLearningEngine:
         disagreement = np.abs(y - p)
         return rows[np.argsort(-disagreement, kind="stable")]
 
+    def _design(self) -> np.ndarray:
+        """Each row's probability of the next auto draw (0 for labelled rows)."""
+        mask = self._exclude_mask(None)
+        probs, _, _ = self._bandit.probabilities()
+        source = self.last_source
+        q = np.zeros(self.n_rows)
+        q[~mask] = 0.0
+        for arm, p in probs.items():
+            comp = self._component(arm, p, mask)
+            q[~mask] += comp.uniform / max(int((~mask).sum()), 1)
+            np.add.at(q, comp.rows, comp.probs)
+        self.last_source = source
+        return q
+
     def honest_scores(self) -> np.ndarray | None:
         """The current model's P(positive) for every row, out-of-fold for labelled rows.
 
@@ -684,7 +698,8 @@ class ActiveLearningEngine:
             self._quality_cache = q
             return q
         y = np.array([labels[int(r)] for r in rows], dtype=np.float64)
-        est = Q.estimate_all(Q.Sample(scores, rows, y, props), threshold)
+        sample = Q.Sample(scores, rows, y, props, self.explore, self._design())
+        est = Q.estimate_all(sample, threshold)
         ap = est["ap"]
         assert ap is not None
         self._history = [h for h in self._history if h[0] < len(labels)]

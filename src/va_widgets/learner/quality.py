@@ -220,7 +220,10 @@ def calibrate(labelled_scores: np.ndarray, y: np.ndarray, scores: np.ndarray) ->
         p = np.clip(np.asarray(p, dtype=np.float64), 1e-6, 1 - 1e-6)
         return np.log(p / (1 - p))[:, None]
 
-    fit = LogisticRegression(C=1.0).fit(logit(labelled_scores), np.asarray(y, dtype=int))
+    y = np.asarray(y, dtype=int)
+    if y.min() == y.max():  # one class: nothing to calibrate against
+        return np.clip(np.asarray(scores, dtype=np.float64), 0.0, 1.0)
+    fit = LogisticRegression(C=1.0).fit(logit(labelled_scores), y)
     return fit.predict_proba(logit(scores))[:, 1]
 
 
@@ -230,7 +233,9 @@ class Sample:
 
     ``rows``, ``y`` and ``propensity`` list the labelled clips in the order they were labelled;
     ``propensity`` is NaN for a hand-picked label. ``uniform_share`` is the least share of
-    the draws that went uniformly over the pool (the feeds' ``explore``).
+    the draws that went uniformly over the pool (the feeds' ``explore``); ``design``, if given,
+    the probability of each row under the sampling design now (it stands in for the earlier
+    draws' in the variance floor).
     """
 
     scores: np.ndarray
@@ -238,6 +243,7 @@ class Sample:
     y: np.ndarray
     propensity: np.ndarray
     uniform_share: float = 0.2
+    design: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.sampled = np.isfinite(self.propensity) & (self.propensity > 0)
@@ -284,10 +290,12 @@ def estimate(
     # the uniform share's probability, bounds it from below
     unlabelled = np.ones(len(sample.f), dtype=bool)
     unlabelled[sample.rows] = False
-    pool = int(unlabelled.sum())
     fu = sample.f[unlabelled]
-    bulk = float(np.sum(grad[unlabelled] ** 2 * fu * (1 - fu)))
-    var = max(var, bulk * pool / sample.uniform_share / max(n, 1))
+    if sample.design is None:
+        q = np.full(len(fu), sample.uniform_share / max(int(unlabelled.sum()), 1))
+    else:
+        q = np.maximum(sample.design[unlabelled], 1e-12)
+    var = max(var, float(np.sum(grad[unlabelled] ** 2 * fu * (1 - fu) / q)) / max(n, 1))
     if influence is not None:
         var += float(np.sum((influence - influence.mean()) ** 2))
     half = _t_quantile(n - 1, level) * np.sqrt(var)
