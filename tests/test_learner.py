@@ -373,7 +373,7 @@ def test_quality_needs_sampled_labels_and_both_classes():
 
 
 def test_propensities_are_checked():
-    x, y = blobs(50)
+    x, _ = blobs(50)
     engine = ActiveLearningEngine(x)
     with pytest.raises(ValueError, match="propensity of row 3"):
         engine.update({3: True, 4: False}, {3: 1.5})

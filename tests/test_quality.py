@@ -49,7 +49,7 @@ def test_ap_gradient_is_ap_for_binary_labels_and_its_derivative():
     rng = np.random.default_rng(2)
     s = rng.random(200)
     y = (rng.random(200) < 0.2).astype(float)
-    value, grad = Q.ap_gradient(s, y)
+    value, _ = Q.ap_gradient(s, y)
     assert value == pytest.approx(average_precision(y, s))
     soft = np.clip(y * 0.8 + rng.random(200) * 0.2, 0, 1)
     v0, g0 = Q.ap_gradient(s, soft)

@@ -129,7 +129,8 @@ def test_quality_says_when_there_are_not_enough_labels(sample, tmp_path):
     task = new_task(lib, tmp_path)
     task.label(lib.clips["clip_id"][truth].iloc[0], True)
     q = task.quality()
-    assert q.ap is None and "not enough labels" in q.reason
+    assert q.ap is None and "needs 2 positives and 2 negatives" in q.reason
+    assert q.summary.startswith("no estimate yet")
     with pytest.raises(va.VaWidgetsError, match="no classifier yet"):
         task.classifier  # noqa: B018
 
@@ -171,7 +172,8 @@ def test_query_drives_the_search_feed_and_cold_start(tmp_path, tiny_clip):
     task = va.Task(lib, "red", query="a red frame", store=tmp_path / "l.sqlite", annotator="bo")
     ranked = lib.search("a red frame", k=3)["clip_id"].tolist()
     assert task.next("search", n=3) == ranked
-    assert task.next("top", n=3) == ranked  # no model yet: the zero-shot scores stand in
+    # no model yet: "top" draws at random from the zero-shot ranking (all 3 clips here)
+    assert sorted(task.next("top", n=3)) == sorted(ranked)
     assert "zero-shot" in task.last_source
     again = va.Task(lib, "red", store=tmp_path / "l.sqlite", annotator="bo")
     assert again.query == "a red frame"  # remembered by the store
@@ -290,3 +292,37 @@ def test_export_path_parent_is_created(sample, tmp_path):
     task.label(lib.clips["clip_id"][~truth].iloc[0], False)
     out = task.export(tmp_path / "deep" / "er" / "x")
     assert all(Path(p).exists() for p in out.values())
+
+
+def test_drawn_clips_carry_their_propensity_into_the_store(sample, tmp_path):
+    lib, truth = sample
+    task = new_task(lib, tmp_path)
+    oracle = dict(zip(lib.clips["clip_id"], truth, strict=True))
+    hand = lib.clips["clip_id"][truth].iloc[0]
+    task.label(hand, True)  # not served by a sampled feed: a known label, never a sample
+    drawn = task.next("random", n=6)
+    expected = dict(zip(drawn, task.engine.last_propensities.tolist(), strict=True))
+    for clip in drawn:
+        task.label(clip, bool(oracle[clip]))
+    current = task.store.current(task.name).set_index("clip_id")
+    assert np.isnan(current.loc[hand, "propensity"])
+    for clip, p in expected.items():
+        assert current.loc[clip, "propensity"] == pytest.approx(p) and 0 < p <= 1
+    assert task.quality().n_sampled == 6
+    # a fresh Task on the same store reads the propensities back
+    again = va.Task(lib, task.name, store=task.store, annotator="other")
+    assert again.quality().n_sampled == 6
+
+
+def test_simulate_accepts_a_plain_feature_array():
+    rng = np.random.default_rng(0)
+    y = rng.random(400) < 0.2
+    x = rng.standard_normal((400, 6)).astype(np.float32)
+    x[:, 0] += 3 * y
+    df = va.simulate(x, y, budget=40, policy="auto", checkpoints=(20, 40), batch_size=10)
+    assert df.n_labels.tolist() == [20, 40] and df.ap.between(0, 1).all()
+    assert {"estimate", "estimate_low", "estimate_high"} <= set(df.columns)
+    with pytest.raises(ValueError, match="oracle_labels for a feature array must be a bool"):
+        va.simulate(x, y.astype(int), budget=10)
+    with pytest.raises(ValueError, match="feature array must be numeric"):
+        va.simulate(x[:, 0], y, budget=10)

@@ -297,6 +297,27 @@ class Task:
         """
         return self.engine.quality()
 
+    def learning_curve(self, *, points: int = 12) -> pd.DataFrame:
+        """The honest AP estimate after the first n labels, in the order they were given.
+
+        One row per checkpoint (at most ``points``): ``n_labels``, ``estimate``,
+        ``estimate_low``, ``estimate_high`` (NaN while there was no estimate), ``n_sampled``.
+        """
+        from va_widgets.learner import learning_curve
+
+        current = self.store.current(self.name)
+        rows = self.library.positions(current["clip_id"])
+        known = rows >= 0
+        props = current["propensity"].to_numpy(dtype=float)[known]
+        drawn = np.isfinite(props)
+        return learning_curve(
+            self.library.features,
+            rows[known].tolist(),
+            current["label"].to_numpy(dtype=bool)[known].tolist(),
+            dict(zip(rows[known][drawn].tolist(), props[drawn].tolist(), strict=True)),
+            points=points,
+        )
+
     def feed_stats(self) -> pd.DataFrame:
         """Per feed: pulls, mean reward, UCB value, and the auto feed's choice with its reason."""
         return self.engine.feed_stats()

@@ -127,7 +127,7 @@ class Annotator(anywidget.AnyWidget):
         sync=True
     )
     quality = t.Dict(
-        help="Cross-validated AP with its 95% interval, or the reason there is none."
+        help="Estimated AP over all clips with its 90% interval (summary, advice: plain words)."
     ).tag(sync=True)
     last_saved = t.Unicode("", help="Clip id of the last label event committed to the store.").tag(
         sync=True
@@ -414,6 +414,9 @@ class Annotator(anywidget.AnyWidget):
                 "n_neg": q.n_neg,
                 "model_version": q.model_version,
                 "reason": q.reason,
+                "n_sampled": q.n_sampled,
+                "summary": q.summary,
+                "advice": q.advice,
             }
             self.auto_choice = str(stats.attrs.get("choice", ""))
             choice, reason = self.auto_choice, str(stats.attrs.get("reason", ""))
