@@ -676,7 +676,7 @@ class ActiveLearningEngine:
         rows = np.fromiter(labels, dtype=np.int64, count=len(labels))
         props = np.array([self._propensity.get(int(r), np.nan) for r in rows])
         n_sampled = int(np.isfinite(props).sum())
-        base = dict(
+        base: dict[str, Any] = dict(
             n_pos=n_pos,
             n_neg=n_neg,
             n_sampled=n_sampled,
