@@ -227,6 +227,52 @@ def test_export_and_apply_to_new_videos(sample, tmp_path, pixel_embedder):
         assert scored["score"][is_ball].mean() > scored["score"][~is_ball].mean()
 
 
+def test_exported_classifier_names_the_estimate_and_old_files_still_load(sample, tmp_path):
+    lib, truth = sample
+    task = new_task(lib, tmp_path)
+    oracle = dict(zip(lib.clips["clip_id"], truth, strict=True))
+    for _ in range(3):
+        for clip in task.next("random", n=6):
+            task.label(clip, bool(oracle[clip]))
+    quality = task.quality()
+    assert quality.ap is not None
+    clf = va.load_classifier(task.export(tmp_path / "x")["classifier"])
+    assert "cv_ap" not in clf.info
+    assert clf.info["estimated_ap"] == pytest.approx(quality.ap)
+    assert clf.info["estimated_ap_low"] <= quality.ap <= clf.info["estimated_ap_high"]
+    # a file written before the rename keeps its cross-validated AP under its own name
+    old = va.VideoClassifier(
+        clf.estimator,
+        clf.embedder_spec,
+        clf.clip_rule,
+        "ball",
+        info={"cv_ap": 0.9, "cv_ap_low": 0.8, "cv_ap_high": 0.95},
+    )
+    loaded = va.load_classifier(old.save(tmp_path / "old.skops"))
+    assert loaded.info == {"cv_ap": 0.9, "cv_ap_low": 0.8, "cv_ap_high": 0.95}
+
+
+def test_clips_queued_elsewhere_are_left_out_of_the_draw(sample, tmp_path):
+    lib, truth = sample
+    task = new_task(lib, tmp_path)
+    ids = lib.clips["clip_id"].tolist()
+    for clip, y in list(zip(ids, truth, strict=True))[:12]:
+        task.label(clip, bool(y))
+    queued = ids[12:24]
+    for feed in ("random", "borderline", "auto", "similar"):
+        batch = task.next(feed, n=8, exclude=queued, similar_to=ids[30])
+        assert len(batch) == 8 and not set(queued) & set(batch), feed
+    # the draw's probabilities are over the pool without the queued clips
+    pool = len(ids) - 12 - len(queued)
+    first = task.next("random", n=1, exclude=queued)
+    assert task.engine.last_propensities[0] == pytest.approx(1 / pool)
+    assert task._drawn[first[0]] == pytest.approx(1 / pool)
+    review = task.next("review", n=20, exclude=ids[:4])
+    assert review and set(review) <= set(ids[4:12])
+    with pytest.raises(KeyError, match="unknown clip id"):
+        task.next("random", n=2, exclude=["no-such-clip"])
+
+
 def test_load_classifier_refuses_foreign_files(tmp_path):
     import skops.io as sio
 

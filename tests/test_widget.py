@@ -84,6 +84,19 @@ def test_more_streams_previews_as_binary_buffers(lib, tmp_path):
     assert [c["clip_id"] for c in again["clips"]] == ids[:3]
 
 
+def test_more_draws_around_the_queue_and_stores_true_propensities(lib, tmp_path):
+    ann, rec = make_annotator(lib, tmp_path, feed="random")
+    first, _ = rec.request("more", n=4, have=[])
+    queued = [c["clip_id"] for c in first["clips"]]
+    more, _ = rec.request("more", n=4, have=queued)
+    fresh = [c["clip_id"] for c in more["clips"]]
+    assert len(fresh) == 4 and not set(fresh) & set(queued)
+    rec.request("label", clip_id=fresh[0], label=True)
+    stored = ann.task.store.current("ball").set_index("clip_id")["propensity"]
+    # drawn uniformly from the clips not queued, not from a larger draw with the queue dropped
+    assert stored[fresh[0]] == pytest.approx(1 / (len(lib) - len(queued)))
+
+
 def test_label_is_acknowledged_after_commit_and_updates_status(lib, tmp_path):
     ann, rec = make_annotator(lib, tmp_path)
     reply, _ = rec.request("more", n=8, have=[])

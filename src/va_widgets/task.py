@@ -12,6 +12,7 @@ import getpass
 import os
 import uuid
 import warnings
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -117,21 +118,41 @@ class Task:
         )
 
     # -- labelling ------------------------------------------------------------------------
-    def next(self, feed: str = "auto", n: int = 8, *, similar_to: str | None = None) -> list[str]:
+    def next(
+        self,
+        feed: str = "auto",
+        n: int = 8,
+        *,
+        similar_to: str | None = None,
+        exclude: Iterable[str] = (),
+    ) -> list[str]:
         """Clip ids to label next from ``feed`` (see :data:`FEEDS`); never a labelled or skipped
-        clip (except in ``"review"``), never one twice in a batch.
+        clip (except in ``"review"``), never one of ``exclude`` (e.g. clips already queued for
+        the annotator), never one twice in a batch.
 
         The sampled feeds (auto, top, bottom, borderline, random) draw at random with known
-        probabilities; the task keeps each drawn clip's probability and :meth:`label` stores it
-        with the label (the honest :meth:`quality` estimate weights by it)."""
+        probabilities from the clips left; the task keeps each drawn clip's probability and
+        :meth:`label` stores it with the label (the honest :meth:`quality` estimate weights by
+        it). Leave queued clips out here rather than dropping them from a larger batch: a
+        dropped draw would make the recorded probabilities wrong."""
         if feed not in FEEDS:
             raise ValueError(f"unknown feed {feed!r}; choose one of {', '.join(FEEDS)}")
+        skip = [exclude] if isinstance(exclude, str) else list(exclude)
+        skip_rows = self.library.rows(skip) if skip else np.empty(0, dtype=np.int64)
+        mask = self._labelled | self._skipped
+        mask[skip_rows] = True
         row = None
         if feed == "similar":
             row = self._similar_row(similar_to)
-        rows = self.engine.next(feed, n, exclude=self._labelled | self._skipped, similar_to=row)
+        # review returns labelled clips by rank and ignores the mask: ask for enough to drop
+        ask = n + len(skip) if feed == "review" else n
+        rows = self.engine.next(feed, ask, exclude=mask, similar_to=row)
+        props = self.engine.last_propensities
+        if feed == "review" and skip:
+            keep = ~np.isin(rows, skip_rows)
+            rows, props = rows[keep][:n], props[keep][:n]
         ids = self.library.clips["clip_id"].iloc[rows].tolist()  # no 1M-row array
-        for c, p in zip(ids, self.engine.last_propensities.tolist(), strict=True):
+        for c, p in zip(ids, props.tolist(), strict=True):
             if np.isfinite(p):  # drawn at random: label() records the probability of the draw
                 self._drawn[c] = float(p)
             else:

@@ -300,8 +300,9 @@ class Annotator(anywidget.AnyWidget):
         missing = n - len(out)
         if missing > 0:
             similar = (self.similar_to or None) if self.feed == "similar" else None
-            asked = self._task.next(self.feed, missing + len(self._served), similar_to=similar)
-            fresh = [c for c in asked if c not in self._served][:missing]
+            # the served clips are left out of the draw (not drawn and dropped), so the
+            # probabilities the task records for the sampled feeds hold
+            fresh = self._task.next(self.feed, missing, similar_to=similar, exclude=self._served)
             feed = self._task.last_feed or self.feed
             for c in fresh:
                 self._served_feed[c] = feed
