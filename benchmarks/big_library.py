@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 import va_widgets as va
-from va_widgets.library import write_clip_table
+from va_widgets.cache import write_clip_table
 
 #: (library of the real index, first row, number of rows) -> (rows, dim) float32 features
 MakeFeatures = Callable[[va.ClipLibrary, int, int], np.ndarray]

@@ -137,6 +137,8 @@ def make_video(
         stream.codec_context.time_base = time_base
         if is_gif:
             stream.pix_fmt = "rgb8"
+        elif codec == "mjpeg":  # every frame a JPEG of its own: damage stays in its frame
+            stream.pix_fmt = "yuvj420p"
         else:
             stream.pix_fmt = "yuv420p"
         if codec == "libx264":
@@ -246,6 +248,36 @@ def unknown_codec_copy(src_mkv: str | Path, dst: str | Path) -> Path:
             dst.write_bytes(data.replace(known, unknown, 1))
             return dst
     raise ValueError(f"{src_mkv}: no known Matroska video CodecID to patch")
+
+
+def garbled_frames_copy(src: str | Path, dst: str | Path, start: float, end: float) -> Path:
+    """Copy ``src`` with the bytes of every frame shown in ``[start, end)`` s replaced by random
+    ones (the first 16 bytes of each kept: the container's framing stays intact): with an
+    intra-only codec (MJPEG) exactly those frames fail to decode."""
+    with av.open(str(src)) as container:
+        packets = [
+            (float(p.pts * p.time_base), p.pos, p.size)
+            for p in container.demux(video=0)
+            if p.size and p.pts is not None
+        ]
+    data = bytearray(Path(src).read_bytes())
+    rng = np.random.default_rng(0)
+    for t, pos, size in packets:
+        if start <= t < end:
+            data[pos + 16 : pos + size] = rng.integers(0, 256, size - 16, dtype=np.uint8).tobytes()
+    dst = Path(dst)
+    dst.write_bytes(bytes(data))
+    return dst
+
+
+def make_frameless(path: str | Path) -> Path:
+    """A Matroska file with a video track and no frame: a real file cut before its first
+    cluster (Matroska element id 0x1F43B675)."""
+    path = Path(path)
+    make_video(path, [((90, 90, 90), 0.2)], size=(64, 48))
+    data = path.read_bytes()
+    path.write_bytes(data[: data.index(bytes.fromhex("1F43B675"))])
+    return path
 
 
 def copy(src: str | Path, dst: str | Path) -> Path:

@@ -111,7 +111,7 @@ def test_reopen_in_another_process_gives_the_same_library(videos, tmp_path, tiny
 
 
 def test_a_clip_table_with_one_array_per_row_still_reads(tmp_path):
-    from va_widgets.library import read_clip_table
+    from va_widgets.cache import read_clip_table
 
     # how clip tables were written before frame_seconds became flat columns
     old = pd.DataFrame(

@@ -206,7 +206,7 @@ def test_samples_are_the_frames_on_screen_with_the_right_colour(cfr_mp4):
 
 def test_chunks_shapes_pickling_and_repr(cfr_mp4):
     rule = ClipRule(clip_seconds=0.45, min_clip_seconds=0.2, frames_per_clip=3)
-    _, chunks = run(cfr_mp4, rule, image_size=40, chunk_clips=2, thumb_width=64)
+    _, chunks = run(cfr_mp4, rule, image_size=40, chunk_clips=2, thumb_size=64)
     assert [len(c) for c in chunks] == [2, 2, 2, 1]  # 7 full windows, 0.05 s tail dropped
     for chunk in chunks:
         n = len(chunk)
@@ -225,7 +225,7 @@ def test_chunks_shapes_pickling_and_repr(cfr_mp4):
 
 def test_thumbnails_are_jpegs_of_the_whole_frame(cfr_mp4):
     for width, height in [(160, 96), (64, 38), (300, 180)]:
-        _, chunks = run(cfr_mp4, ClipRule(frames_per_clip=2), thumb_width=width)
+        _, chunks = run(cfr_mp4, ClipRule(frames_per_clip=2), thumb_size=width)
         seconds = cat(chunks, "frame_seconds")
         for clip, thumbs in enumerate(t for c in chunks for t in c.thumbnails):
             for slot, data in enumerate(thumbs):

@@ -13,10 +13,9 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
-import hashlib
 import json
 import os
-import shutil
+import stat
 import threading
 import time
 import uuid
@@ -27,18 +26,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-import pandas as pd
 
+from va_widgets import cache as layout
+from va_widgets.checks import check_count
 from va_widgets.errors import CacheError, VaWidgetsError, VideoError
-from va_widgets.library import (
-    FORMAT_VERSION,
-    MANIFEST,
-    ClipLibrary,
-    PathLike,
-    check_embedder,
-    read_manifest,
-    write_clip_table,
-)
+from va_widgets.library import ClipLibrary, PathLike, check_embedder
 from va_widgets.media import VIDEO_EXTENSIONS, ClipRule
 
 if TYPE_CHECKING:
@@ -83,27 +75,30 @@ def index_videos(
         local weights file must be at the same paths on every worker (a shared filesystem).
     progress : show progress bars.
     """
-    cache = Path(cache).expanduser()
-    paths = find_videos(sources)  # raises before anything is touched
-    previous = read_manifest(cache) if (cache / MANIFEST).exists() else None
-    rule = _resolve_rule(previous, clips, clip_seconds, frames_per_clip, min_clip_seconds, cache)
+    root = layout.root_of(cache)
+    paths, problems = discover_videos(sources)  # raises before anything is touched
+    if workers is not None:
+        workers = check_count("workers", workers, maximum=256)
+    previous = layout.read_manifest(root) if (root / layout.MANIFEST).exists() else None
+    rule = _resolve_rule(previous, clips, clip_seconds, frames_per_clip, min_clip_seconds, root)
     if embedder is None:
         from va_widgets.embedders import OpenClipEmbedder, embedder_from_spec
 
         embedder = embedder_from_spec(previous["embedder"]) if previous else OpenClipEmbedder()
     elif previous:
-        check_embedder(cache, previous, embedder)
+        check_embedder(root, previous, embedder)
     with as_executor(executor) as pool:
-        cache.mkdir(parents=True, exist_ok=True)
-        (cache / "videos").mkdir(exist_ok=True)
-        with _exclusive(cache):
-            indexer = _Indexer(cache, previous, rule, embedder, workers, progress)
+        layout.prepare(root)
+        with layout.exclusive(root):
+            indexer = _Indexer(root, previous, rule, embedder, workers, progress)
+            indexer.errors += problems
             manifest = indexer.run(paths, pool)
-    lib = ClipLibrary(cache, manifest, embedder)
+    lib = ClipLibrary(root, manifest, embedder)
     failed = lib.errors[lib.errors["severity"] == "error"]
     if len(failed):
         warnings.warn(
-            f"{len(failed)} of {len(paths)} file(s) could not be indexed; see lib.errors",
+            f"{len(failed)} of {len(paths) + len(problems)} file(s) could not be indexed; "
+            "see lib.errors",
             stacklevel=2,
         )
     return lib
@@ -139,36 +134,78 @@ def as_executor(executor: Any) -> Iterator[concurrent.futures.Executor | None]:
 # -- discovery ------------------------------------------------------------------------------
 def find_videos(sources: PathLike | Iterable[PathLike]) -> list[Path]:
     """Video files in ``sources`` (files and folders, searched recursively), sorted, absolute."""
+    return discover_videos(sources)[0]
+
+
+def discover_videos(
+    sources: PathLike | Iterable[PathLike],
+) -> tuple[list[Path], list[dict[str, str]]]:
+    """Video files in ``sources``, and what could not be looked at (as ``lib.errors`` rows).
+
+    Folders are searched recursively (hidden names skipped); a folder that cannot be listed, a
+    broken link or a special file (FIFO, socket, device) with a video extension is reported,
+    never silently skipped. Raises FileNotFoundError when a source is missing or holds no video.
+    """
     if isinstance(sources, (str, os.PathLike)):
         sources = [sources]
+    sources = list(sources)
     found: dict[Path, None] = {}
+    problems: list[dict[str, str]] = []
+
+    def problem(path: Path | str, why: str) -> None:
+        problems.append({"video": str(path), "severity": "error", "message": why})
+
+    def consider(path: Path, named: bool) -> None:
+        if not named and (path.name.startswith(".") or path.suffix.lower() not in VIDEO_EXTENSIONS):
+            return
+        try:
+            mode = path.stat().st_mode
+        except FileNotFoundError:
+            problem(path, "a link to a file that does not exist (broken link); fix or remove it")
+            return
+        except OSError as exc:
+            problem(path, f"cannot be looked at ({exc.strerror or exc}); check its permissions")
+            return
+        if stat.S_ISREG(mode):
+            found[path.absolute().resolve()] = None
+        elif not stat.S_ISDIR(mode):
+            problem(path, "not a regular file (a FIFO, socket or device); copy the video to a file")
+
     for source in sources:
         path = Path(source).expanduser()
-        if not path.exists():
+        if not path.exists() and not path.is_symlink():
             raise FileNotFoundError(f"video source {str(source)!r} does not exist; check the path")
-        if path.is_file():
-            found[path.resolve()] = None
+        if not path.is_dir():
+            consider(path, named=True)
             continue
-        for p in sorted(path.rglob("*")):
-            if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS and not p.name.startswith("."):
-                found[p.resolve()] = None
-    if not found:
+
+        def unlistable(exc: OSError, top: Path = path) -> None:
+            why = f"folder cannot be listed ({exc.strerror or exc}); check its permissions"
+            problem(exc.filename or top, why)
+
+        for folder, dirs, files in os.walk(path, onerror=unlistable):
+            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+            for name in sorted(files):
+                consider(Path(folder) / name, named=False)
+    if not found and not problems:
         raise FileNotFoundError(
             f"no video files in {[str(s) for s in sources]} "
             f"(looked for {', '.join(sorted(VIDEO_EXTENSIONS))})"
         )
-    return list(found)
+    return sorted(found), problems
 
 
-def content_id(path: Path) -> str:
-    """A short id of a video's content (size, first and last MiB): survives moves and renames."""
-    size = path.stat().st_size
-    h = hashlib.blake2b(str(size).encode(), digest_size=8)
+def content_hash(path: Path) -> str:
+    """BLAKE3 of the whole file (64 hex digits): any change anywhere in a video changes it.
+
+    Measured in ``benchmarks/index_throughput.py`` (a small share of indexing time).
+    """
+    import blake3
+
+    h = blake3.blake3(max_threads=blake3.blake3.AUTO)
     with open(path, "rb") as f:
-        h.update(f.read(1 << 20))
-        if size > 2 << 20:
-            f.seek(-(1 << 20), os.SEEK_END)
-            h.update(f.read())
+        while chunk := f.read(1 << 22):
+            h.update(chunk)
     return h.hexdigest()
 
 
@@ -205,14 +242,14 @@ class _Indexer:
 
     def __init__(
         self,
-        cache: Path,
+        root: Path,
         previous: dict[str, Any] | None,
         rule: ClipRule,
         embedder: Embedder,
         workers: int | None,
         progress: bool,
     ) -> None:
-        self.cache = cache
+        self.root = root
         self.previous = previous
         self.rule = rule
         self.embedder = embedder
@@ -220,37 +257,61 @@ class _Indexer:
         self.progress = progress
         self.errors: list[dict[str, str]] = []
 
+    def _identify(
+        self, path: Path, by_path: dict[str, dict[str, Any]], by_hash: dict[str, dict[str, Any]]
+    ) -> dict[str, Any]:
+        """The entry of ``path``: its file facts, content hash and video id.
+
+        An entry of the last run at the same path with the same size, mtime and inode is
+        trusted without hashing; anything else is hashed whole. A known hash keeps its video
+        id (the video moved or was touched), and an entry from before whole-file hashing at
+        the same path and stat keeps its id and gains a hash. Raises OSError when unreadable.
+        """
+        st = path.stat()
+        facts = {"path": str(path), "size": st.st_size, "mtime_ns": st.st_mtime_ns,
+                 "inode": st.st_ino}  # fmt: skip
+        old = by_path.get(str(path))
+        same_stat = old is not None and (old["size"], old["mtime_ns"]) == (
+            st.st_size, st.st_mtime_ns) and old.get("inode", st.st_ino) == st.st_ino  # fmt: skip
+        if old is not None and same_stat and "content_hash" in old:
+            return {**facts, "content_hash": old["content_hash"], "video_id": old["video_id"]}
+        digest = content_hash(path)
+        if old is not None and same_stat and "content_hash" not in old:
+            return {**facts, "content_hash": digest, "video_id": old["video_id"]}
+        known = by_hash.get(digest)
+        video_id = known["video_id"] if known else digest[:16]
+        return {**facts, "content_hash": digest, "video_id": video_id}
+
     def run(
         self, paths: list[Path], executor: concurrent.futures.Executor | None
     ) -> dict[str, Any]:
-        known = {v["path"]: v for v in (self.previous or {}).get("videos", [])}
+        old_entries = (self.previous or {}).get("videos", [])
+        by_path = {v["path"]: v for v in old_entries}
+        by_hash = {v["content_hash"]: v for v in old_entries if "content_hash" in v}
         entries: dict[str, dict[str, Any]] = {}  # video_id -> entry, in the order of paths
         todo: list[_Pending] = []
         for path in paths:
-            stat = path.stat()
-            old = known.get(str(path))
-            if old and old["size"] == stat.st_size and old["mtime_ns"] == stat.st_mtime_ns:
-                video_id = old["video_id"]
-            else:
-                video_id = content_id(path)
+            try:
+                entry = self._identify(path, by_path, by_hash)
+            except OSError as exc:
+                self._error(path, "error", f"cannot be read ({exc.strerror or exc}); "
+                            "check its permissions and index again")  # fmt: skip
+                continue
+            video_id = entry["video_id"]
             if video_id in entries:
                 self._error(
                     path, "warning", f"same content as {entries[video_id]['path']}; indexed once"
                 )
                 continue
-            entries[video_id] = {
-                "path": str(path),
-                "size": stat.st_size,
-                "mtime_ns": stat.st_mtime_ns,
-            }
-            meta = _finished(self.cache, video_id)
+            entries[video_id] = entry
+            meta = layout.read_shard_meta(self.root, video_id)
             if meta is None:
                 todo.append(_Pending(path, video_id))
             else:
-                entries[video_id].update(meta)
+                entry.update(meta)
         if executor is None:
             results = _index_here(
-                self.cache, self.rule, self.embedder, todo, self.workers, self.progress
+                self.root, self.rule, self.embedder, todo, self.workers, self.progress
             )
         else:
             results = self._index_on(executor, todo)
@@ -260,9 +321,6 @@ class _Indexer:
                 self._error(pending.path, "error", failure or "unknown failure")
             else:
                 entries[pending.video_id].update(meta)
-        for entry in entries.values():
-            for message in entry.get("warnings", []):
-                self._error(Path(entry["path"]), "warning", message)
         return self._commit(list(entries.values()))
 
     def _index_on(
@@ -276,7 +334,7 @@ class _Indexer:
         spec = self.embedder.spec()
         futures = {
             executor.submit(
-                index_one_video, str(self.cache), self.rule, spec, str(p.path), p.video_id
+                index_one_video, str(self.root), self.rule, spec, str(p.path), p.video_id
             ): p
             for p in todo
         }
@@ -296,99 +354,35 @@ class _Indexer:
                     )
                 yield pending, meta, failure
 
-    def _error(self, path: Path, severity: str, message: str) -> None:
+    def _error(self, path: Path | str, severity: str, message: str) -> None:
         self.errors.append({"video": str(path), "severity": severity, "message": message})
 
     def _commit(self, entries: list[dict[str, Any]]) -> dict[str, Any]:
         """Merge the videos' shards into a new generation's table and matrix; swap the manifest."""
         gen = (self.previous["generation"] + 1) if self.previous else 1
-        tables = [_EMPTY_TABLE]
-        frame_seconds = [np.zeros((0, self.rule.frames_per_clip))]
-        total = sum(e["n_clips"] for e in entries)
-        features = np.lib.format.open_memmap(
-            self.cache / f"features-{gen}.npy",
-            mode="w+",
-            dtype=np.float16,
-            shape=(total, self.embedder.dim),
+        kept, rejected = layout.write_generation(
+            self.root, gen, entries, self.rule.frames_per_clip, self.embedder.dim
         )
-        row = 0
-        for e in entries:
-            folder = self.cache / "videos" / e["video_id"]
-            block = np.load(folder / "features.npy")
-            features[row : row + len(block)] = block
-            row += len(block)
-            with np.load(folder / "clips.npz") as z:
-                idx = z["clip_index"]
-                tables.append(
-                    pd.DataFrame(
-                        {
-                            "clip_id": [f"{e['video_id']}-{i:05d}" for i in idx],
-                            "video": e["path"],
-                            "video_id": e["video_id"],
-                            "clip_index": idx,
-                            "start_seconds": z["start_seconds"],
-                            "end_seconds": z["end_seconds"],
-                        }
-                    )
-                )
-                frame_seconds.append(z["frame_seconds"])
-        features.flush()
-        del features
-        write_clip_table(
-            self.cache / f"clips-{gen}.parquet",
-            pd.concat(tables, ignore_index=True),
-            np.concatenate(frame_seconds),
-        )
-        for name in (f"clips-{gen}.parquet", f"features-{gen}.npy"):
-            with open(self.cache / name, "rb") as f:
-                os.fsync(f.fileno())
+        for entry, why in rejected:
+            self._error(entry["path"], "error", f"{why} (its index was removed)")
+        for entry in kept:
+            for message in entry.get("warnings", []):
+                self._error(entry["path"], "warning", message)
         manifest = {
-            "format": "va_widgets.library",
-            "version": FORMAT_VERSION,
+            "format": layout.FORMAT,
+            "version": layout.FORMAT_VERSION,
             "library_id": self.previous["library_id"] if self.previous else uuid.uuid4().hex,
             "generation": gen,
             "embedder": self.embedder.spec(),
             "embedder_name": self.embedder.name,
             "clip_rule": self.rule.to_dict(),
-            "videos": entries,
+            "videos": kept,
             "errors": self.errors,
             "updated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
-        _write_atomic(self.cache / MANIFEST, json.dumps(manifest, indent=1).encode())
-        self._collect_garbage(gen, {e["video_id"] for e in entries})
+        layout.write_manifest(self.root, manifest)
+        layout.collect_garbage(self.root, gen, {e["video_id"] for e in kept})
         return manifest
-
-    def _collect_garbage(self, gen: int, live: set[str]) -> None:
-        """Remove what no manifest refers to any more (old generations, dropped videos, temp files)."""
-        keep = {
-            f"clips-{gen}.parquet",
-            f"features-{gen}.npy",
-            MANIFEST,
-            ".lock",
-            "videos",
-            "labels.sqlite",
-        }
-        for p in self.cache.iterdir():
-            if p.name not in keep and (
-                p.name.startswith(("clips-", "features-")) or p.name.endswith(".tmp")
-            ):
-                with contextlib.suppress(OSError):  # a reader on Windows may hold it open
-                    p.unlink()
-        for p in (self.cache / "videos").iterdir():
-            if p.name not in live:
-                shutil.rmtree(p, ignore_errors=True)
-
-
-_EMPTY_TABLE = pd.DataFrame(
-    {
-        "clip_id": pd.Series(dtype=str),
-        "video": pd.Series(dtype=str),
-        "video_id": pd.Series(dtype=str),
-        "clip_index": pd.Series(dtype=np.int64),
-        "start_seconds": pd.Series(dtype=np.float64),
-        "end_seconds": pd.Series(dtype=np.float64),
-    }
-)
 
 
 # -- videos: decode, encode, write a shard ---------------------------------------------------
@@ -419,15 +413,6 @@ class _Pending:
     info: VideoInfo | None = None
     chunks: list[ClipChunk] = field(default_factory=list)
     vectors: list[np.ndarray] = field(default_factory=list)
-
-
-def _finished(cache: Path, video_id: str) -> dict[str, Any] | None:
-    """The meta of a video already written into the cache, if any."""
-    path = cache / "videos" / video_id / "meta.json"
-    if not path.exists():
-        return None
-    meta: dict[str, Any] = json.loads(path.read_text())
-    return meta
 
 
 def _index_here(
@@ -471,7 +456,12 @@ def _index_here(
                 continue
             bar.update(1)
             if event.kind == "done":
-                yield pending, _write_video(cache, rule, embedder.dim, pending), None
+                try:
+                    meta = _write_video(cache, rule, embedder.dim, pending)
+                except (CacheError, OSError) as exc:  # e.g. a full disk: this video only
+                    yield pending, None, f"its index could not be written: {exc}"
+                else:
+                    yield pending, meta, None
             else:
                 yield pending, None, _failure_message(event)
             todo[event.index] = _Pending(pending.path, pending.video_id)  # free memory
@@ -575,59 +565,53 @@ def index_one_video(
 
 
 def _write_video(cache: Path, rule: ClipRule, dim: int, p: _Pending) -> dict[str, Any]:
-    """Write one finished video atomically into ``videos/<video_id>``; return its meta."""
+    """Write one finished video's shard (see :func:`va_widgets.cache.write_shard`); its meta.
+
+    Clips whose vector is not finite (NaN or infinity from the encoder) are left out with a
+    warning naming them, so that no such vector ever reaches the library.
+    """
     assert p.info is not None
-    final = cache / "videos" / p.video_id
-    # unique on every machine of a cluster that shares the cache folder
-    tmp = cache / "videos" / f".tmp-{p.video_id}-{uuid.uuid4().hex[:12]}"
-    tmp.mkdir()
-    features = (
-        np.concatenate(p.vectors).astype(np.float16)
-        if p.vectors
-        else np.zeros((0, dim), np.float16)
+    k = rule.frames_per_clip
+    vectors = np.concatenate(p.vectors) if p.vectors else np.zeros((0, dim), np.float32)
+    features = vectors.astype(np.float16)
+
+    def cat(name: str, empty: np.ndarray) -> np.ndarray:
+        return np.concatenate([getattr(c, name) for c in p.chunks]) if p.chunks else empty
+
+    shard = layout.Shard(
+        meta={},
+        features=features,
+        clip_index=cat("clip_index", np.zeros(0, np.int64)).astype(np.int64),
+        start_seconds=cat("start_seconds", np.zeros(0)).astype(np.float64),
+        end_seconds=cat("end_seconds", np.zeros(0)).astype(np.float64),
+        frame_seconds=cat("frame_seconds", np.zeros((0, k))).astype(np.float64),
     )
-    np.save(tmp / "features.npy", features)
-    cat = (lambda name: np.concatenate([getattr(c, name) for c in p.chunks])) if p.chunks else None
-    np.savez(
-        tmp / "clips.npz",
-        clip_index=cat("clip_index") if cat else np.zeros(0, np.int64),
-        start_seconds=cat("start_seconds") if cat else np.zeros(0),
-        end_seconds=cat("end_seconds") if cat else np.zeros(0),
-        frame_seconds=cat("frame_seconds") if cat else np.zeros((0, rule.frames_per_clip)),
-    )
-    offsets = []
-    position = 0
-    with open(tmp / "thumbs.bin", "wb") as f:
-        for chunk in p.chunks:
-            for frames in chunk.thumbnails:
-                row = [position]
-                for jpeg in frames:
-                    f.write(jpeg)
-                    position += len(jpeg)
-                    row.append(position)
-                offsets.append(row)
-    np.save(
-        tmp / "thumbs_offsets.npy",
-        np.asarray(offsets, dtype=np.int64).reshape(-1, rule.frames_per_clip + 1),
-    )
+    thumbnails = [frames for chunk in p.chunks for frames in chunk.thumbnails]
     info = p.info
+    warnings_ = list(info.warnings)
+    bad = layout.nonfinite_rows(features)
+    if len(bad):
+        keep = np.ones(len(features), dtype=bool)
+        keep[bad] = False
+        starts = ", ".join(f"{t:.2f} s" for t in shard.start_seconds[bad][:5])
+        warnings_.append(
+            f"{len(bad)} clips were left out: the encoder gave them a non-finite vector "
+            f"(clips starting at {starts}{', ...' if len(bad) > 5 else ''})"
+        )
+        shard = layout.Shard({}, features[keep], shard.clip_index[keep], shard.start_seconds[keep],
+                             shard.end_seconds[keep], shard.frame_seconds[keep])  # fmt: skip
+        thumbnails = [t for t, ok in zip(thumbnails, keep, strict=True) if ok]
     meta = {
         "video_id": p.video_id,
-        "n_clips": len(features),
+        "n_clips": len(shard.features),
         "duration_seconds": info.duration_seconds,
         "fps": info.fps,
         "width": info.width,
         "height": info.height,
         "codec": info.codec,
-        "warnings": list(info.warnings),
+        "warnings": warnings_,
     }
-    (tmp / "meta.json").write_text(json.dumps(meta))
-    for name in ("features.npy", "clips.npz", "thumbs.bin", "thumbs_offsets.npy", "meta.json"):
-        with open(tmp / name, "rb") as f:
-            os.fsync(f.fileno())
-    shutil.rmtree(final, ignore_errors=True)
-    os.rename(tmp, final)
-    _fsync_dir(final.parent)
+    layout.write_shard(cache, p.video_id, meta, shard, thumbnails)
     return meta
 
 
@@ -643,44 +627,3 @@ def _failure_message(event: Any) -> str:
     if isinstance(exc, VaWidgetsError):
         return str(exc)
     return f"unexpected {type(exc).__name__}: {exc}"
-
-
-# -- files ----------------------------------------------------------------------------------
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(folder: Path) -> None:
-    with contextlib.suppress(OSError):  # not supported on every platform (e.g. Windows)
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-@contextlib.contextmanager
-def _exclusive(cache: Path) -> Iterator[None]:
-    """Hold the cache's indexing lock (one indexer per cache at a time)."""
-    try:
-        import fcntl
-    except ImportError:  # Windows: no advisory lock; one indexer per cache is the user's duty
-        yield
-        return
-    with open(cache / ".lock", "a+") as f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise CacheError(
-                f"another process is indexing into {str(cache)!r}; wait for it to finish"
-            ) from None
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)

@@ -1,21 +1,12 @@
 """The clip library: a folder of videos indexed into clips with one embedding each, on disk.
 
-Cache layout (one folder)::
-
-    manifest.json                 the current generation: embedder spec, clip rule, videos, errors
-    clips-<gen>.parquet           the clip table of that generation
-    features-<gen>.npy            float16 (n_clips, dim), memory-mapped when opened
-    videos/<video_id>/            one finished video: features.npy, clips.npz, thumbs.bin, meta.json
-
-:mod:`.indexing` builds and updates it. A run writes each finished video into ``videos/`` (atomic rename), then the new generation's
-table and matrix, then swaps ``manifest.json`` (atomic replace). Killing the indexer at any
-moment leaves the previous generation readable; the next run reuses every finished video.
+:mod:`.cache` owns the folder's format and validates what it reads; :mod:`.indexing` builds
+and updates it. This module is the reading side users hold: the clip table, the features,
+search and previews.
 """
 
 from __future__ import annotations
 
-import itertools
-import json
 import os
 import time
 from collections.abc import Sequence
@@ -25,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from va_widgets import cache as layout
+from va_widgets.checks import check_count
 from va_widgets.errors import CacheError, EmbedderMismatch
 from va_widgets.linalg import project, top_k
 from va_widgets.media import ClipRule
@@ -32,8 +25,6 @@ from va_widgets.media import ClipRule
 if TYPE_CHECKING:
     from va_widgets.embedders import Embedder
 
-FORMAT_VERSION = 1
-MANIFEST = "manifest.json"
 PathLike = str | os.PathLike[str]
 
 
@@ -44,25 +35,29 @@ class ClipLibrary:
     """
 
     def __init__(self, cache: Path, manifest: dict[str, Any], embedder: Embedder | None = None):
-        self.cache = cache
+        self.cache = layout.root_of(cache)
         self._manifest = manifest
         self._embedder = embedder
-        gen = manifest["generation"]
-        self._clips, self._frame_seconds = read_clip_table(cache / f"clips-{gen}.parquet")
-        self._features = np.load(cache / f"features-{gen}.npy", mmap_mode="r")
+        generation = layout.open_generation(self.cache, manifest)
+        self._clips = generation.clips
+        self._frame_seconds = generation.frame_seconds
+        self._features = generation.features
+        self._features_checked = False
+        self._video_start = generation.video_start
+        self._n_clips_of = {v["video_id"]: v["n_clips"] for v in manifest["videos"]}
         self._row_of: pd.Index | None = None  # clip id -> row, built on first lookup
-        self._thumb_offsets: dict[str, np.ndarray] = {}
+        self._thumbnails = layout.Thumbnails(self.cache, self.rule.frames_per_clip)
 
     @classmethod
     def open(cls, cache: PathLike, *, embedder: Embedder | None = None) -> ClipLibrary:
         """Open the library in ``cache``; ``embedder`` (optional) must match the one it was built with."""
-        cache = Path(cache)
+        root = layout.root_of(cache)
         for attempt in range(3):  # an indexer may swap generations between our reads
-            manifest = read_manifest(cache)
+            manifest = layout.read_manifest(root)
             if embedder is not None:
-                check_embedder(cache, manifest, embedder)
+                check_embedder(root, manifest, embedder)
             try:
-                return cls(cache, manifest, embedder)
+                return cls(root, manifest, embedder)
             except FileNotFoundError:
                 if attempt == 2:
                     raise
@@ -82,7 +77,20 @@ class ClipLibrary:
 
     @property
     def features(self) -> np.ndarray:
-        """(n_clips, dim) float16 clip embeddings, memory-mapped, rows aligned with :attr:`clips`."""
+        """(n_clips, dim) float16 clip embeddings, memory-mapped, rows aligned with :attr:`clips`.
+
+        Checked once, on first use, to hold finite numbers only (CacheError naming the clips).
+        """
+        if not self._features_checked:
+            bad = layout.nonfinite_rows(self._features)
+            if len(bad):
+                ids = self._clips["clip_id"].iloc[bad[:5]].tolist()
+                raise CacheError(
+                    f"the features of {len(bad)} clip(s) in {str(self.cache)!r} are not finite "
+                    f"(NaN or infinity), e.g. {ids}; the cache is damaged: index again into a "
+                    "new folder"
+                )
+            self._features_checked = True
         return self._features
 
     @property
@@ -128,7 +136,13 @@ class ClipLibrary:
     def positions(self, clip_ids: Sequence[str]) -> np.ndarray:
         """Row positions of ``clip_ids``, -1 for ids not in this library (int64)."""
         if self._row_of is None:
-            self._row_of = pd.Index(self._clips["clip_id"])
+            index = pd.Index(self._clips["clip_id"])
+            if not index.is_unique:
+                raise CacheError(
+                    f"the clip table of {str(self.cache)!r} lists a clip id twice; the cache is "
+                    "damaged: index again into a new folder"
+                )
+            self._row_of = index
         return self._row_of.get_indexer(list(clip_ids)).astype(np.int64)
 
     def rows(self, clip_ids: str | Sequence[str]) -> np.ndarray:
@@ -149,7 +163,7 @@ class ClipLibrary:
         if not isinstance(text, str) or not text.strip():
             raise ValueError(f"search text must be a non-empty string, got {text!r}")
         vector = self.embedder.encode_text([text])[0]
-        return project(self._features, vector)
+        return project(self.features, vector)
 
     def search(self, text: str, k: int = 20) -> pd.DataFrame:
         """The ``k`` clips closest to a text prompt (zero-shot), best first, with a ``score`` column."""
@@ -158,7 +172,8 @@ class ClipLibrary:
     def similar(self, clip_id: str, k: int = 20) -> pd.DataFrame:
         """The ``k`` clips most similar to ``clip_id`` (search by example), itself excluded."""
         row = self.rows(clip_id)[0]
-        scores = project(self._features, np.asarray(self._features[row], dtype=np.float32))
+        features = self.features
+        scores = project(features, np.asarray(features[row], dtype=np.float32))
         exclude = np.zeros(len(scores), dtype=bool)
         exclude[row] = True
         return self._ranked(scores, k, exclude=exclude)
@@ -166,7 +181,7 @@ class ClipLibrary:
     def _ranked(
         self, scores: np.ndarray, k: int, exclude: np.ndarray | None = None
     ) -> pd.DataFrame:
-        rows = top_k(scores, k, exclude=exclude)
+        rows = top_k(scores, check_count("k", k), exclude=exclude)
         out = self._clips.iloc[rows].copy()
         out.insert(1, "score", scores[rows])
         return out.reset_index(drop=True)
@@ -174,73 +189,10 @@ class ClipLibrary:
     # -- previews ---------------------------------------------------------------------------
     def thumbnails(self, clip_id: str) -> list[bytes]:
         """The clip's sampled frames as small JPEG images (bytes), in time order."""
-        row = self.rows(clip_id)[0]
-        video_id = self._clips["video_id"].iat[row]
-        clip_index = int(self._clips["clip_index"].iat[row])
-        folder = self.cache / "videos" / video_id
-        offsets = self._thumb_offsets.get(video_id)
-        if offsets is None:
-            offsets = self._thumb_offsets[video_id] = np.load(folder / "thumbs_offsets.npy")
-        start, stop = int(offsets[clip_index, 0]), int(offsets[clip_index, -1])
-        with open(folder / "thumbs.bin", "rb") as f:
-            f.seek(start)
-            blob = f.read(stop - start)
-        bounds = offsets[clip_index] - start
-        return [blob[a:b] for a, b in itertools.pairwise(bounds)]
-
-
-# -- files --------------------------------------------------------------------------------
-def read_clip_table(path: Path) -> tuple[pd.DataFrame, np.ndarray]:
-    """Read a generation's clip table: the DataFrame and the (n_clips, k) frame times.
-
-    ``video`` and ``video_id`` repeat for every clip of a video, so they are read as
-    categoricals (a million clips: 3x faster to read, a third less memory).
-    """
-    table = pd.read_parquet(path, read_dictionary=["video", "video_id"])
-    if "frame_seconds" in table:  # written before the flat columns: one array per row
-        return table.drop(columns="frame_seconds"), np.stack(table["frame_seconds"].to_list())
-    frame_columns = [c for c in table.columns if c.startswith("frame_seconds_")]
-    frame_seconds = table[frame_columns].to_numpy(np.float64)
-    return table.drop(columns=frame_columns), frame_seconds
-
-
-def write_clip_table(path: Path, table: pd.DataFrame, frame_seconds: np.ndarray) -> None:
-    """Write a clip table, ``frame_seconds`` (n_clips, k) as k flat columns.
-
-    Flat columns because a column of a million small arrays takes most of a second to read.
-    """
-    frames = {f"frame_seconds_{k}": frame_seconds[:, k] for k in range(frame_seconds.shape[1])}
-    table.assign(**frames).to_parquet(path, index=False)
-
-
-# -- manifest -------------------------------------------------------------------------------
-def read_manifest(cache: Path) -> dict[str, Any]:
-    """Read and validate ``cache/manifest.json``."""
-    path = cache / MANIFEST
-    if not cache.exists():
-        raise CacheError(
-            f"no library at {str(cache)!r}: the folder does not exist; build one with va.index_videos(...)"
-        )
-    if not path.exists():
-        raise CacheError(
-            f"{str(cache)!r} is not a va_widgets library (no {MANIFEST}); "
-            "build one with va.index_videos(...) or check the path"
-        )
-    try:
-        manifest = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise CacheError(
-            f"{str(path)!r} is unreadable ({exc}); delete the cache folder and index again"
-        ) from exc
-    if not isinstance(manifest, dict) or manifest.get("format") != "va_widgets.library":
-        raise CacheError(
-            f"{str(path)!r} was not written by va_widgets; point cache= at another folder"
-        )
-    if manifest.get("version", 0) > FORMAT_VERSION:
-        raise CacheError(
-            f"{str(cache)!r} was written by a newer va_widgets (format {manifest['version']}); upgrade va_widgets"
-        )
-    return manifest
+        row = int(self.rows(clip_id)[0])
+        video_id = str(self._clips["video_id"].iat[row])
+        shard_row = row - self._video_start[video_id]  # clips left out shift the clip index
+        return self._thumbnails.read(video_id, shard_row, self._n_clips_of[video_id])
 
 
 def check_embedder(cache: Path, manifest: dict[str, Any], embedder: Embedder) -> None:

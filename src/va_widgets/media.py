@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from va_widgets.checks import check_count
 from va_widgets.errors import VideoError
 
 if TYPE_CHECKING:
@@ -60,6 +61,15 @@ VIDEO_EXTENSIONS: frozenset[str] = frozenset(
 SEEK_GAP_SECONDS = 2.0
 #: Width (px) of the tiny frames compared by the shot detector.
 SHOT_IMAGE_WIDTH = 32
+#: Bounds of a clip rule: sizes read from an argument, a manifest or a model file are checked
+#: against them before anything is allocated.
+MAX_FRAMES_PER_CLIP = 64
+MAX_CLIP_SECONDS = 24 * 3600.0
+MIN_CLIP_SECONDS = 0.01
+#: Largest model input and thumbnail side (px).
+MAX_IMAGE_SIZE = 4096
+#: Frames longer than this many times their width (or the reverse) are cropped before resizing.
+_MAX_ASPECT = 4
 #: Thumbnail JPEG quality (Pillow scale).
 THUMB_JPEG_QUALITY = 80
 # Times closer than this (s) count as equal: absorbs float rounding of pts * time_base.
@@ -109,8 +119,15 @@ class ClipRule:
             raise ValueError(f"ClipRule.mode must be 'fixed' or 'shots', got {self.mode!r}")
         for name in ("clip_seconds", "min_clip_seconds", "min_shot_seconds", "max_shot_seconds"):
             value = getattr(self, name)
-            if not _is_real(value) or not math.isfinite(value) or value <= 0:
-                raise ValueError(f"ClipRule.{name} must be a positive number, got {value!r}")
+            if (
+                not _is_real(value)
+                or not math.isfinite(value)
+                or not MIN_CLIP_SECONDS <= value <= MAX_CLIP_SECONDS
+            ):
+                raise ValueError(
+                    f"ClipRule.{name} must be a number of seconds in [{MIN_CLIP_SECONDS:g}, "
+                    f"{MAX_CLIP_SECONDS:g}], got {value!r}"
+                )
         if self.min_clip_seconds > self.clip_seconds:
             raise ValueError(
                 f"ClipRule.min_clip_seconds ({self.min_clip_seconds!r}) must not exceed "
@@ -122,8 +139,15 @@ class ClipRule:
                 f"max_shot_seconds ({self.max_shot_seconds!r})"
             )
         k = self.frames_per_clip
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-            raise ValueError(f"ClipRule.frames_per_clip must be an integer >= 1, got {k!r}")
+        if (
+            isinstance(k, bool)
+            or not isinstance(k, (int, np.integer))
+            or not 1 <= k <= MAX_FRAMES_PER_CLIP
+        ):
+            raise ValueError(
+                f"ClipRule.frames_per_clip must be an integer from 1 to {MAX_FRAMES_PER_CLIP}, "
+                f"got {k!r}"
+            )
         t = self.shot_threshold
         if not _is_real(t) or not (0 < t <= 1):
             raise ValueError(f"ClipRule.shot_threshold must be in (0, 1], got {t!r}")
@@ -135,6 +159,8 @@ class ClipRule:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ClipRule:
         """Inverse of ``to_dict``; missing keys take defaults, unknown keys are an error."""
+        if not isinstance(d, dict):
+            raise TypeError(f"a clip rule must be a dict, got {type(d).__name__}")
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - names)
         if unknown:
@@ -231,6 +257,12 @@ def _open(path: Path) -> av.container.InputContainer:
             str(path),
             "not a video file FFmpeg can read (unrecognised or damaged data)",
             "if it is an MP4 cut short, its index at the end is missing: copy it again",
+        ) from exc
+    except av.error.EOFError as exc:  # FFmpeg's "End of file" (errno 541478725)
+        raise VideoError(
+            str(path),
+            "the file ends before its first video frame (no frames to index)",
+            "it was probably cut short while copying or recording: copy it again",
         ) from exc
     except (av.error.FFmpegError, OSError) as exc:
         raise VideoError(str(path), f"FFmpeg could not open it: {exc}") from exc
@@ -540,20 +572,35 @@ def _nothing_decoded(path: Path) -> VideoError:
 class _Sampler:
     """Converts sampled frames: model input (resize + centre crop) and a JPEG thumbnail."""
 
-    def __init__(self, image_size: int, thumb_width: int) -> None:
+    def __init__(self, image_size: int, thumb_size: int) -> None:
         from av.video.reformatter import Interpolation, VideoReformatter
 
         self.size = image_size
-        self.thumb_width = thumb_width
+        self.thumb_size = thumb_size
         self.model = VideoReformatter()
         self.thumb = VideoReformatter()
         self.bicubic = Interpolation.BICUBIC
         self.area = Interpolation.AREA
 
     def model_input(self, frame: av.video.frame.VideoFrame) -> np.ndarray:
-        """Shortest side to ``size`` (bicubic, as torchvision computes sizes), centre crop."""
+        """Shortest side to ``size`` (bicubic, as torchvision computes sizes), centre crop.
+
+        A frame more than ``_MAX_ASPECT`` times longer than wide (or the reverse) is cropped
+        to its centre square first, then resized: resizing the whole of a 2 x 8192 frame
+        would make a 224 x 917504 image only to throw almost all of it away.
+        """
+        from PIL import Image
+
         s = self.size
         w, h = frame.width, frame.height
+        if max(w, h) > _MAX_ASPECT * min(w, h):
+            rgb = frame.to_ndarray(format="rgb24")
+            side = min(w, h)
+            top, left = (h - side) // 2, (w - side) // 2
+            square = Image.fromarray(
+                np.ascontiguousarray(rgb[top : top + side, left : left + side])
+            )
+            return np.asarray(square.resize((s, s), Image.Resampling.BICUBIC))
         if w <= h:
             new_w, new_h = s, int(s * h / w)
         else:
@@ -567,10 +614,10 @@ class _Sampler:
         return rgb[top : top + s, left : left + s]
 
     def thumbnail(self, frame: av.video.frame.VideoFrame) -> bytes:
+        """A JPEG of the whole frame, its longer side ``thumb_size`` px (JPEG allows 65535)."""
         from PIL import Image
 
-        w = self.thumb_width
-        h = max(1, round(w * frame.height / max(1, frame.width)))
+        w, h = self._thumb_shape(frame.width, frame.height)
         rgb = self.thumb.reformat(
             frame, width=w, height=h, format="rgb24", interpolation=self.area, threads=1
         ).to_ndarray()
@@ -578,13 +625,19 @@ class _Sampler:
         Image.fromarray(np.ascontiguousarray(rgb)).save(buf, "JPEG", quality=THUMB_JPEG_QUALITY)
         return buf.getvalue()
 
+    def _thumb_shape(self, width: int, height: int) -> tuple[int, int]:
+        long = self.thumb_size
+        if width >= height:
+            return long, max(2, round(long * height / max(1, width)))
+        return max(2, round(long * width / max(1, height))), long
+
 
 def iter_clips(
     path: str | os.PathLike[str],
     rule: ClipRule,
     *,
     image_size: int,
-    thumb_width: int = 160,
+    thumb_size: int = 160,
     chunk_clips: int = 16,
     seek_gap_seconds: float = SEEK_GAP_SECONDS,
     repeat_info: bool = False,
@@ -604,10 +657,9 @@ def iter_clips(
     """
     if not isinstance(rule, ClipRule):
         raise TypeError(f"rule must be a ClipRule, got {type(rule).__name__}")
-    for name, value in (("image_size", image_size), ("thumb_width", thumb_width),
-                        ("chunk_clips", chunk_clips)):  # fmt: skip
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+    image_size = check_count("image_size", image_size, maximum=MAX_IMAGE_SIZE)
+    thumb_size = check_count("thumb_size", thumb_size, maximum=MAX_IMAGE_SIZE)
+    chunk_clips = check_count("chunk_clips", chunk_clips, maximum=4096)
     if not (_is_real(seek_gap_seconds) and seek_gap_seconds >= 0):
         raise ValueError(f"seek_gap_seconds must be >= 0, got {seek_gap_seconds!r}")
 
@@ -626,7 +678,7 @@ def iter_clips(
     if windows:
         yield from _sample_clips(
             path, timeline, windows, rule.frames_per_clip,
-            image_size=int(image_size), thumb_width=int(thumb_width),
+            image_size=int(image_size), thumb_size=int(thumb_size),
             chunk_clips=int(chunk_clips), seek_gap_seconds=float(seek_gap_seconds),
         )  # fmt: skip
     if repeat_info:
@@ -655,7 +707,7 @@ def _sample_clips(
     k: int,
     *,
     image_size: int,
-    thumb_width: int,
+    thumb_size: int,
     chunk_clips: int,
     seek_gap_seconds: float,
 ) -> Iterator[ClipChunk]:
@@ -676,7 +728,7 @@ def _sample_clips(
     n_slots = len(slot_frame)
     keyframe_indices = np.flatnonzero(timeline.keyframe)
 
-    sampler = _Sampler(image_size, thumb_width)
+    sampler = _Sampler(image_size, thumb_size)
     clips: dict[int, _ClipState] = {}
     next_clip_out = 0
     ready: list[_ClipState] = []

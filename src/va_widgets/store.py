@@ -373,6 +373,21 @@ def _validate_existing(path: Path) -> None:
         conn.close()
 
 
+def _check_writable(path: Path) -> None:
+    """StoreError naming the folder when the store cannot be written there (SQLite itself
+    would say only "unable to open database file" or "attempt to write a readonly database")."""
+    import os
+
+    folder = path.parent
+    # WAL mode writes <name>-wal and <name>-shm beside the file, so the folder must be writable
+    if not os.access(folder, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise StoreError(
+            f"{path}: cannot write the label store there: {'the file' if path.exists() else 'the folder'} "
+            f"{path if path.exists() else folder} is read-only for this user; pass a writable "
+            "store= (e.g. va.Task(lib, name, store='labels.sqlite')) or make the folder writable"
+        )
+
+
 _EVENT_COLUMNS = (
     "e.event_id, t.name, e.clip_id, e.kind, e.label, e.annotator, e.feed, e.model_version, "
     "e.time, e.undoes, e.session, e.action, e.propensity"
@@ -463,6 +478,7 @@ class LabelStore:
         self._task_ids: dict[str, int] = {}
         self._conn: sqlite3.Connection | None = None
         _validate_existing(self.path)
+        _check_writable(self.path)
         try:
             conn = sqlite3.connect(
                 self.path,
