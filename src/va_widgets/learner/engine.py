@@ -90,6 +90,9 @@ class ActiveLearningEngine:
     ucb_c, arm_floor : float
         The auto feed's bandit: exploration weight of its UCB values, and the least probability
         of every feed in each batch (the floor that keeps random draws coming).
+    favour : float
+        How much more estimated-AP gain per batch another arm must show to lead the auto feed
+        instead of borderline (uncertainty sampling).
     float32_copy_mb : float or None
         Keep a float32 copy of a float16 (or memory-mapped) matrix in RAM when it needs at
         most this many MB: scoring runs after every label, and a float32 matrix scores about
@@ -109,6 +112,7 @@ class ActiveLearningEngine:
         spread: float = F.SPREAD,
         ucb_c: float = UCB_C,
         arm_floor: float = F.ARM_FLOOR,
+        favour: float = F.FAVOUR,
         float32_copy_mb: float | None = None,
         standardize: bool = True,
         seed: int = 0,
@@ -161,7 +165,7 @@ class ActiveLearningEngine:
         self._row_norms: np.ndarray | None = None
         self._rng = np.random.default_rng(seed)
         self.arms = [a for a in F.ARMS if a != "search"]
-        self._bandit = F.Bandit(self.arms, ucb_c, arm_floor)
+        self._bandit = F.Bandit(self.arms, ucb_c, arm_floor, favour)
         if prior_scores is not None:
             self.set_prior(prior_scores)
         # the last auto batch: its rows and their arms, the leading arm, the estimate before it

@@ -47,7 +47,11 @@ EXPLORE = 0.2
 #: default spread of a feed's ranking (rows)
 SPREAD = 10.0
 #: default least probability of each arm of the auto feed
-ARM_FLOOR = 0.1
+ARM_FLOOR = 0.02
+#: the auto feed's default leading arm, and how much more estimated-AP gain per batch another
+#: arm must show to lead instead (rewards are noisy: without it the lead wanders)
+FAVOURITE = "borderline"
+FAVOUR = 0.1
 
 
 @dataclass
@@ -157,10 +161,11 @@ class Bandit:
     feed never stops drawing from the random arm (it cannot collapse below it).
     """
 
-    def __init__(self, arms: Sequence[str], c: float, floor: float) -> None:
+    def __init__(self, arms: Sequence[str], c: float, floor: float, favour: float = FAVOUR) -> None:
         self.arms = list(arms)
         self.c = c
         self.floor = floor
+        self.favour = favour
         self.rewards: dict[str, list[float]] = {a: [] for a in self.arms}
 
     def add_arm(self, arm: str) -> None:
@@ -178,7 +183,8 @@ class Bandit:
     def ucb(self, arm: str) -> float:
         pulls = {a: max(len(self.rewards[a]), 1) for a in self.arms}
         total = max(sum(pulls.values()), 2)
-        return self._mean(arm) + self.c * math.sqrt(math.log(total) / pulls[arm])
+        bonus = self.favour if arm == FAVOURITE else 0.0
+        return self._mean(arm) + bonus + self.c * math.sqrt(math.log(total) / pulls[arm])
 
     def probabilities(self) -> tuple[dict[str, float], str, str]:
         """Arm probabilities for the next batch, the leading arm and a one-line reason."""
