@@ -435,7 +435,7 @@ function render({ model, el }) {
   function rankedBy() {
     const source = model.get("feed_source");
     if (!source) return "";
-    const was = /^model v(\d+)$/.exec(source);
+    const was = /^model v(\d+)(?:, sampled)?$/.exec(source); // sampled: drawn at random from that ranking
     const now = model.get("model_version");
     return was && Number(was[1]) !== now ? `ranked by ${source} (model now v${now})` : `ranked by ${source}`;
   }

@@ -84,6 +84,19 @@ def test_more_streams_previews_as_binary_buffers(lib, tmp_path):
     assert [c["clip_id"] for c in again["clips"]] == ids[:3]
 
 
+def test_more_draws_around_the_queue_and_stores_true_propensities(lib, tmp_path):
+    ann, rec = make_annotator(lib, tmp_path, feed="random")
+    first, _ = rec.request("more", n=4, have=[])
+    queued = [c["clip_id"] for c in first["clips"]]
+    more, _ = rec.request("more", n=4, have=queued)
+    fresh = [c["clip_id"] for c in more["clips"]]
+    assert len(fresh) == 4 and not set(fresh) & set(queued)
+    rec.request("label", clip_id=fresh[0], label=True)
+    stored = ann.task.store.current("ball").set_index("clip_id")["propensity"]
+    # drawn uniformly from the clips not queued, not from a larger draw with the queue dropped
+    assert stored[fresh[0]] == pytest.approx(1 / (len(lib) - len(queued)))
+
+
 def test_label_is_acknowledged_after_commit_and_updates_status(lib, tmp_path):
     ann, rec = make_annotator(lib, tmp_path)
     reply, _ = rec.request("more", n=8, have=[])
@@ -112,10 +125,9 @@ def test_label_is_acknowledged_after_commit_and_updates_status(lib, tmp_path):
     assert stale < 2
     rec.request("status")
     assert ann.quality["n_pos"] == 2 and ann.quality["n_neg"] == 2
-    assert (
-        ann.quality["ap"] is not None
-        and ann.quality["ci_low"] <= ann.quality["ap"] <= ann.quality["ci_high"]
-    )
+    # 4 labels: fewer random checks than the honest estimate needs, said in plain words
+    assert ann.quality["ap"] is None and ann.quality["advice"] == ""
+    assert ann.quality["summary"].startswith("no estimate yet: needs")
     assert ann.auto_choice in ann._feeds and ann.auto_reason
 
 
@@ -302,16 +314,14 @@ def test_a_missing_front_end_build_names_the_command(lib, tmp_path, monkeypatch)
 
 
 def test_plot_shows_learning_curve_scores_and_feeds(lib, tmp_path):
-    from va_widgets.plots import learning_curve
-
     ann, rec = make_annotator(lib, tmp_path)
     reply, _ = rec.request("more", n=8, have=[])
     truth = np.arange(len(reply["clips"])) % 2 == 0
     for clip, label in zip(reply["clips"], truth, strict=True):
         rec.request("label", clip_id=clip["clip_id"], label=bool(label))
-    curve = learning_curve(ann.task, points=4)
+    curve = ann.task.learning_curve(points=4)
     assert curve["n_labels"].tolist()[-1] == 8
-    assert curve["ap"].notna().iloc[-1] and curve["ap"].isna().iloc[0]
+    assert curve["estimate"].notna().iloc[-1] and curve["estimate"].isna().iloc[0]
     fig = ann.plot()
     assert [ax.get_title() for ax in fig.axes] == [
         "Learning curve",

@@ -79,9 +79,12 @@ class VideoClassifier(ClassifierMixin, BaseEstimator):
                 "model_version": task.model_version,
                 "n_pos": quality.n_pos,
                 "n_neg": quality.n_neg,
-                "cv_ap": quality.ap,
-                "cv_ap_low": quality.ci_low,
-                "cv_ap_high": quality.ci_high,
+                # the honest estimate over the whole library (Task.quality); files written
+                # before it kept a cross-validated AP under "cv_ap", loaded as it was
+                "estimated_ap": quality.ap,
+                "estimated_ap_low": quality.ci_low,
+                "estimated_ap_high": quality.ci_high,
+                "n_sampled": quality.n_sampled,
             },
         )
 

@@ -127,7 +127,7 @@ class Annotator(anywidget.AnyWidget):
         sync=True
     )
     quality = t.Dict(
-        help="Cross-validated AP with its 95% interval, or the reason there is none."
+        help="Estimated AP over all clips with its 90% interval (summary, advice: plain words)."
     ).tag(sync=True)
     last_saved = t.Unicode("", help="Clip id of the last label event committed to the store.").tag(
         sync=True
@@ -300,8 +300,9 @@ class Annotator(anywidget.AnyWidget):
         missing = n - len(out)
         if missing > 0:
             similar = (self.similar_to or None) if self.feed == "similar" else None
-            asked = self._task.next(self.feed, missing + len(self._served), similar_to=similar)
-            fresh = [c for c in asked if c not in self._served][:missing]
+            # the served clips are left out of the draw (not drawn and dropped), so the
+            # probabilities the task records for the sampled feeds hold
+            fresh = self._task.next(self.feed, missing, similar_to=similar, exclude=self._served)
             feed = self._task.last_feed or self.feed
             for c in fresh:
                 self._served_feed[c] = feed
@@ -414,6 +415,9 @@ class Annotator(anywidget.AnyWidget):
                 "n_neg": q.n_neg,
                 "model_version": q.model_version,
                 "reason": q.reason,
+                "n_sampled": q.n_sampled,
+                "summary": q.summary,
+                "advice": q.advice,
             }
             self.auto_choice = str(stats.attrs.get("choice", ""))
             choice, reason = self.auto_choice, str(stats.attrs.get("reason", ""))

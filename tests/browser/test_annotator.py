@@ -250,10 +250,12 @@ def test_label_with_keyboard_in_lab(page: Any, start_jupyter: Any, tmp_path: Pat
     assert version > 0
     # the borderline feed's clips were ranked by the model of their fetch; a newer one is named
     info = page.locator(f"{ROOT} [data-testid=feed-info]").inner_text()
-    ranked = re.fullmatch(r"ranked by model v(\d+)(?: \(model now v(\d+)\))?", info)
+    # (", sampled": the sampled feeds draw at random from that ranking)
+    ranked = re.fullmatch(r"ranked by model v(\d+), sampled(?: \(model now v(\d+)\))?", info)
     assert ranked, info
     assert int(ranked[2] or ranked[1]) == version and (ranked[2] is None or ranked[1] != ranked[2])
     for source, shown in [("model v1", f"ranked by model v1 (model now v{version})"),
+                          ("model v1, sampled", f"ranked by model v1, sampled (model now v{version})"),
                           (f"model v{version}", f"ranked by model v{version}")]:  # fmt: skip
         run_code_in_new_cell(page, f"ann.feed_source = {source!r}")  # as after a fetch then
         page.wait_for_function(
