@@ -71,7 +71,7 @@ def measure(cache: Path, embedder: Any, events: int, workdir: Path) -> dict[str,
     for i in range(events):
         clip = batch[0]
         t0 = time.perf_counter()
-        task.label(clip, bool(lib.positions([clip])[0] in positive) or i % 3 == 0)
+        task.label(clip, bool(lib.rows([clip], strict=False)[0] in positive) or i % 3 == 0)
         batch = task.next("auto", n=8)  # retrained, rescored every clip, ranked
         t1 = time.perf_counter()
         lib.thumbnails(batch[0])  # the next clip's preview frames, as the widget sends them

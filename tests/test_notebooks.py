@@ -103,7 +103,7 @@ def test_quickstart_runs_offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     assert summary["clips"] >= 100
     assert summary["labels"] == 30
     assert 2 <= summary["positives"] <= 28
-    assert summary["cv_ap"] is not None and summary["cv_ap"] > 0.7
+    assert summary["estimated_ap"] is not None and summary["estimated_ap"] > 0.7
     assert summary["new_video_ap"] > 0.7
 
     # everything was written under the notebook's own working folder, in the kernel's cwd

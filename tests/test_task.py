@@ -145,7 +145,8 @@ def test_quality_says_when_there_are_not_enough_labels(sample, tmp_path):
     task = new_task(lib, tmp_path)
     task.label(lib.clips["clip_id"][truth].iloc[0], True)
     q = task.quality()
-    assert q.ap is None and "not enough labels" in q.reason
+    assert q.ap is None and "needs 2 positives and 2 negatives" in q.reason
+    assert q.summary.startswith("no estimate yet")
     with pytest.raises(va.VaWidgetsError, match="no classifier yet"):
         task.classifier  # noqa: B018
 
@@ -187,7 +188,8 @@ def test_query_drives_the_search_feed_and_cold_start(tmp_path, tiny_clip):
     task = va.Task(lib, "red", query="a red frame", store=tmp_path / "l.sqlite", annotator="bo")
     ranked = lib.search("a red frame", k=3)["clip_id"].tolist()
     assert task.next("search", n=3) == ranked
-    assert task.next("top", n=3) == ranked  # no model yet: the zero-shot scores stand in
+    # no model yet: "top" draws at random from the zero-shot ranking (all 3 clips here)
+    assert sorted(task.next("top", n=3)) == sorted(ranked)
     assert "zero-shot" in task.last_source
     again = va.Task(lib, "red", store=tmp_path / "l.sqlite", annotator="bo")
     assert again.query == "a red frame"  # remembered by the store
@@ -239,6 +241,52 @@ def test_export_and_apply_to_new_videos(sample, tmp_path, pixel_embedder):
     is_ball = clip_truth(scored, truth_new).to_numpy()
     if is_ball.any() and (~is_ball).any():
         assert scored["score"][is_ball].mean() > scored["score"][~is_ball].mean()
+
+
+def test_exported_classifier_names_the_estimate_and_old_files_still_load(sample, tmp_path):
+    lib, truth = sample
+    task = new_task(lib, tmp_path)
+    oracle = dict(zip(lib.clips["clip_id"], truth, strict=True))
+    for _ in range(3):
+        for clip in task.next("random", n=6):
+            task.label(clip, bool(oracle[clip]))
+    quality = task.quality()
+    assert quality.ap is not None
+    clf = va.load_classifier(task.export(tmp_path / "x")["classifier"])
+    assert "cv_ap" not in clf.info
+    assert clf.info["estimated_ap"] == pytest.approx(quality.ap)
+    assert clf.info["estimated_ap_low"] <= quality.ap <= clf.info["estimated_ap_high"]
+    # a file written before the rename keeps its cross-validated AP under its own name
+    old = va.VideoClassifier(
+        clf.estimator,
+        clf.embedder_spec,
+        clf.clip_rule,
+        "ball",
+        info={"cv_ap": 0.9, "cv_ap_low": 0.8, "cv_ap_high": 0.95},
+    )
+    loaded = va.load_classifier(old.save(tmp_path / "old.skops"))
+    assert loaded.info == {"cv_ap": 0.9, "cv_ap_low": 0.8, "cv_ap_high": 0.95}
+
+
+def test_clips_queued_elsewhere_are_left_out_of_the_draw(sample, tmp_path):
+    lib, truth = sample
+    task = new_task(lib, tmp_path)
+    ids = lib.clips["clip_id"].tolist()
+    for clip, y in list(zip(ids, truth, strict=True))[:12]:
+        task.label(clip, bool(y))
+    queued = ids[12:24]
+    for feed in ("random", "borderline", "auto", "similar"):
+        batch = task.next(feed, n=8, exclude=queued, similar_to=ids[30])
+        assert len(batch) == 8 and not set(queued) & set(batch), feed
+    # the draw's probabilities are over the pool without the queued clips
+    pool = len(ids) - 12 - len(queued)
+    first = task.next("random", n=1, exclude=queued)
+    assert task.engine.last_propensities[0] == pytest.approx(1 / pool)
+    assert task._drawn[first[0]] == pytest.approx(1 / pool)
+    review = task.next("review", n=20, exclude=ids[:4])
+    assert review and set(review) <= set(ids[4:12])
+    with pytest.raises(KeyError, match="unknown clip id"):
+        task.next("random", n=2, exclude=["no-such-clip"])
 
 
 def test_load_classifier_refuses_foreign_files(tmp_path):
@@ -341,3 +389,37 @@ def test_export_path_parent_is_created(sample, tmp_path):
     task.label(lib.clips["clip_id"][~truth].iloc[0], False)
     out = task.export(tmp_path / "deep" / "er" / "x")
     assert all(Path(p).exists() for p in out.values())
+
+
+def test_drawn_clips_carry_their_propensity_into_the_store(sample, tmp_path):
+    lib, truth = sample
+    task = new_task(lib, tmp_path)
+    oracle = dict(zip(lib.clips["clip_id"], truth, strict=True))
+    hand = lib.clips["clip_id"][truth].iloc[0]
+    task.label(hand, True)  # not served by a sampled feed: a known label, never a sample
+    drawn = task.next("random", n=6)
+    expected = dict(zip(drawn, task.engine.last_propensities.tolist(), strict=True))
+    for clip in drawn:
+        task.label(clip, bool(oracle[clip]))
+    current = task.store.current(task.name).set_index("clip_id")
+    assert np.isnan(current.loc[hand, "propensity"])
+    for clip, p in expected.items():
+        assert current.loc[clip, "propensity"] == pytest.approx(p) and 0 < p <= 1
+    assert task.quality().n_sampled == 6
+    # a fresh Task on the same store reads the propensities back
+    again = va.Task(lib, task.name, store=task.store, annotator="other")
+    assert again.quality().n_sampled == 6
+
+
+def test_simulate_accepts_a_plain_feature_array():
+    rng = np.random.default_rng(0)
+    y = rng.random(400) < 0.2
+    x = rng.standard_normal((400, 6)).astype(np.float32)
+    x[:, 0] += 3 * y
+    df = va.simulate(x, y, budget=40, policy="auto", checkpoints=(20, 40), batch_size=10)
+    assert df.n_labels.tolist() == [20, 40] and df.ap.between(0, 1).all()
+    assert {"estimate", "estimate_low", "estimate_high"} <= set(df.columns)
+    with pytest.raises(ValueError, match="oracle_labels for a feature array must be a bool"):
+        va.simulate(x, y.astype(int), budget=10)
+    with pytest.raises(ValueError, match="feature array must be numeric"):
+        va.simulate(x[:, 0], y, budget=10)

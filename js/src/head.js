@@ -9,15 +9,21 @@ import { attr, h, setText } from "./dom.js";
  */
 export function rankedBy(source, version) {
   if (!source) return "";
-  const was = /^model v(\d+)$/.exec(source);
+  const was = /^model v(\d+)(?:, sampled)?$/.exec(source); // sampled: drawn at random from that ranking
   return was && Number(was[1]) !== version ? `ranked by ${source} (model now v${version})` : `ranked by ${source}`;
 }
 
-// Why the cards of a model-ranked feed come in their order.
+// Why the cards of a model-ranked feed come in their order; the sampled feeds draw at random
+// with known chances that favour that order (so that the quality estimate stays honest).
 const MODEL_ORDER = {
   top: "highest score first",
   bottom: "lowest score first",
   borderline: "scores nearest 0.5 first: the model is least sure of these",
+};
+const SAMPLED_ORDER = {
+  top: "drawn at random, favouring the highest scores",
+  bottom: "drawn at random, favouring the lowest scores",
+  borderline: "drawn at random, favouring scores near 0.5 (the model is least sure of these)",
 };
 
 /**
@@ -29,6 +35,7 @@ export function orderText(feed, source, version) {
   const auto = /^bandit: (.*)$/.exec(source);
   if (auto) return `chosen by the auto feed from ${auto[1].replace(/ x(\d+)/g, " ($1)")}`;
   if (/^model v\d+$/.test(source)) return `${rankedBy(source, version)}, ${MODEL_ORDER[feed] ?? "best first"}`;
+  if (/^model v\d+, sampled$/.test(source)) return `${rankedBy(source, version)}: ${SAMPLED_ORDER[feed] ?? "drawn at random from it"}`;
   if (source === "uniform random") return "in random order";
   if (source.startsWith("random (")) return "in random order: no model, text query or positive yet";
   if (source.startsWith("no model yet; ")) return `before the first model, ${orderText(feed, source.slice(14), version)}`;

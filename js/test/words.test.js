@@ -18,6 +18,8 @@ test("the order of the cards is explained for every source a feed reports", () =
   assert.equal(orderText("top", "no model yet; similarity to 2 labelled positive(s)", 0), "before the first model, most like your positive labels first");
   assert.equal(orderText("top", "something new", 0), "ordered by something new");
   assert.equal(orderText("top", "", 3), "");
+  assert.equal(orderText("top", "model v3, sampled", 3), "ranked by model v3, sampled: drawn at random, favouring the highest scores");
+  assert.match(orderText("borderline", "model v3, sampled", 4), /^ranked by model v3, sampled \(model now v4\): drawn at random, favouring scores near 0\.5/);
   assert.equal(rankedBy("model v1", 1), "ranked by model v1");
 });
 

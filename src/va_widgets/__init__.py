@@ -12,12 +12,16 @@ from va_widgets.errors import (
     CacheError,
     EmbedderError,
     EmbedderMismatch,
+    StoreError,
+    TaskMismatch,
     TextSearchUnavailable,
     VaWidgetsError,
     VideoError,
+    WorkerCrashed,
 )
 
-__version__ = "0.1.0"
+# the one source of the version (pyproject.toml reads it: [tool.hatch.version])
+__version__ = "0.2.0.dev0"
 
 # public name -> module that defines it; loaded on first attribute access (PEP 562).
 _LAZY = {
@@ -29,6 +33,8 @@ _LAZY = {
     "PixelStatsEmbedder": "va_widgets.embedders",
     "load_default_embedder": "va_widgets.embedders",
     "make_sample_videos": "va_widgets.samples",
+    "LabelStore": "va_widgets.store",
+    "Quality": "va_widgets.learner",
     "Task": "va_widgets.task",
     "simulate": "va_widgets.task",
     "VideoClassifier": "va_widgets.classifier",
@@ -42,13 +48,18 @@ __all__ = [
     "ClipRule",
     "EmbedderError",
     "EmbedderMismatch",
+    "LabelStore",
     "OpenClipEmbedder",
     "PixelStatsEmbedder",
+    "Quality",
+    "StoreError",
     "Task",
+    "TaskMismatch",
     "TextSearchUnavailable",
     "VaWidgetsError",
     "VideoClassifier",
     "VideoError",
+    "WorkerCrashed",
     "__version__",
     "index_videos",
     "load_classifier",
@@ -61,9 +72,11 @@ if TYPE_CHECKING:
     from va_widgets.classifier import VideoClassifier, load_classifier
     from va_widgets.embedders import OpenClipEmbedder, PixelStatsEmbedder, load_default_embedder
     from va_widgets.indexing import index_videos
+    from va_widgets.learner import Quality
     from va_widgets.library import ClipLibrary
     from va_widgets.media import ClipRule
     from va_widgets.samples import make_sample_videos
+    from va_widgets.store import LabelStore
     from va_widgets.task import Task, simulate
     from va_widgets.widget import Annotator
 

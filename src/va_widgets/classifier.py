@@ -1,5 +1,10 @@
 """An exported classifier: a scikit-learn estimator plus the embedder and clip rule it needs.
 
+:class:`VideoClassifier` is itself a fitted scikit-learn binary classifier on feature arrays
+(``predict_proba`` (n, 2), ``predict``, ``decision_function``, ``classes_``), so it drops into
+``Pipeline`` and ``cross_val_score``; :meth:`VideoClassifier.scores` gives the 1-d probability
+of the concept.
+
 Saved with skops, which loads without unpickling arbitrary code: only the types listed in
 :data:`TRUSTED_TYPES` are accepted, anything else is refused with the list of what was found.
 """
@@ -14,9 +19,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+from sklearn.base import BaseEstimator, ClassifierMixin, clone
 
 from va_widgets.errors import EmbedderMismatch, VaWidgetsError
-from va_widgets.linalg import logistic
+from va_widgets.linalg import logistic, project
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -41,9 +47,15 @@ TRUSTED_TYPES = [
 ]
 
 
-@dataclass
-class VideoClassifier:
-    """A binary clip classifier for one concept, ready to score libraries and new videos."""
+@dataclass(repr=False, eq=False)
+class VideoClassifier(ClassifierMixin, BaseEstimator):
+    """A binary clip classifier for one concept, ready to score libraries and new videos.
+
+    A fitted scikit-learn classifier on (n, dim) feature arrays: ``classes_`` is ``[0, 1]``
+    (1: the clip shows the concept), :meth:`predict_proba` is (n, 2). :meth:`fit` refits a
+    clone of ``estimator`` (``cross_val_score`` does this); until then the exported,
+    already fitted ``estimator`` is used.
+    """
 
     estimator: Any
     embedder_spec: dict[str, Any]
@@ -67,9 +79,12 @@ class VideoClassifier:
                 "model_version": task.model_version,
                 "n_pos": quality.n_pos,
                 "n_neg": quality.n_neg,
-                "cv_ap": quality.ap,
-                "cv_ap_low": quality.ci_low,
-                "cv_ap_high": quality.ci_high,
+                # the honest estimate over the whole library (Task.quality); files written
+                # before it kept a cross-validated AP under "cv_ap", loaded as it was
+                "estimated_ap": quality.ap,
+                "estimated_ap_low": quality.ci_low,
+                "estimated_ap_high": quality.ci_high,
+                "n_sampled": quality.n_sampled,
             },
         )
 
@@ -93,14 +108,95 @@ class VideoClassifier:
         os.replace(tmp, path)
         return path
 
-    def predict_proba(self, features: np.ndarray) -> np.ndarray:
-        """Probability of the concept for each row of ``features`` (n, dim), float32."""
-        coef = getattr(self.estimator, "coef_", None)
-        if coef is not None and hasattr(self.estimator, "intercept_"):
-            return logistic(features, coef[0], float(self.estimator.intercept_[0]))
-        positive = list(self.estimator.classes_).index(1)
-        proba = self.estimator.predict_proba(np.asarray(features, dtype=np.float32))
-        return proba[:, positive].astype(np.float32)
+    # -- scikit-learn classifier -----------------------------------------------------------
+    def _fitted(self) -> Any:
+        return getattr(self, "estimator_", self.estimator)
+
+    @property
+    def classes_(self) -> np.ndarray:
+        """The two class labels; exported classifiers have ``[0, 1]`` (1: shows the concept)."""
+        return np.asarray(self._fitted().classes_)
+
+    @property
+    def n_features_in_(self) -> int:
+        """The width of the feature rows the classifier takes."""
+        return int(self._fitted().n_features_in_)
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_class = False  # binary: one concept, present or not
+        return tags
+
+    def fit(self, X: Any, y: Any) -> VideoClassifier:
+        """Fit a clone of ``estimator`` on features ``X`` and labels ``y``; return self."""
+        classes = np.unique(np.asarray(y))
+        if len(classes) != 2:
+            raise ValueError(
+                f"a VideoClassifier is binary: y must hold two classes, got {classes.tolist()[:5]}"
+            )
+        self.estimator_ = clone(self.estimator).fit(self._check(X, fitted=False), y)
+        return self
+
+    def scores(self, features: Any) -> np.ndarray:
+        """Probability of the concept for each row of ``features`` (n, dim): (n,) float32.
+
+        The same as ``predict_proba(features)[:, 1]``, without a copy of float16 features.
+        """
+        est = self._fitted()
+        features = self._check(features)
+        coef = getattr(est, "coef_", None)
+        if coef is not None and hasattr(est, "intercept_") and np.shape(coef)[0] == 1:
+            return logistic(features, coef[0], float(est.intercept_[0]))
+        proba = est.predict_proba(np.asarray(features, dtype=np.float32))
+        return np.asarray(proba[:, 1], dtype=np.float32)  # classes_[1], as in scikit-learn
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """(n, 2) probabilities of ``classes_`` for each row of ``X`` (n, dim), float32.
+
+        Before version 0.2 this returned the (n,) probability of the concept, now
+        :meth:`scores`.
+        """
+        p = self.scores(X)
+        return np.stack([1 - p, p], axis=1)
+
+    def decision_function(self, X: Any) -> np.ndarray:
+        """(n,) log-odds of the concept: positive where :meth:`predict` gives 1."""
+        est = self._fitted()
+        features = self._check(X)
+        coef = getattr(est, "coef_", None)
+        if coef is not None and hasattr(est, "intercept_") and np.shape(coef)[0] == 1:
+            return project(features, coef[0]).astype(np.float64) + float(est.intercept_[0])
+        p = self.scores(features).astype(np.float64)
+        with np.errstate(divide="ignore"):
+            return np.log(p) - np.log1p(-p)
+
+    def predict(self, X: Any) -> np.ndarray:
+        """(n,) class labels: 1 where the probability of the concept is above 0.5."""
+        return self.classes_[(self.scores(X) > 0.5).astype(np.intp)]
+
+    def _check(self, X: Any, *, fitted: bool = True) -> np.ndarray:
+        """``X`` as a 2-d numeric array (memory maps are not copied); ValueError naming it."""
+        if isinstance(X, pd.DataFrame):
+            X = X.to_numpy()
+        array = np.asarray(X)
+        if array.ndim != 2:
+            raise ValueError(
+                f"features must be a 2-d array (n clips, dim), got shape {array.shape}; "
+                "reshape a single row with features.reshape(1, -1)"
+            )
+        if array.dtype.kind not in "fiub":
+            raise ValueError(f"features must be numbers, got dtype {array.dtype}")
+        if fitted:
+            dim = self.n_features_in_
+            if array.shape[1] != dim:
+                raise ValueError(
+                    f"features have {array.shape[1]} columns, but the classifier {self.task!r} "
+                    f"takes {dim} (the width of its embedder's vectors)"
+                )
+        return array
+
+    def __repr__(self) -> str:
+        return f"VideoClassifier(task={self.task!r}, query={self.query!r}, estimator={self.estimator!r})"
 
     def score_library(self, library: ClipLibrary) -> pd.DataFrame:
         """Per-clip scores for every clip of ``library`` (which must use the same embedder)."""
@@ -114,7 +210,7 @@ class VideoClassifier:
                 "score videos with classifier.score_videos(...) to index them with the right embedder"
             )
         out = library.clips[["clip_id", "video", "start_seconds", "end_seconds"]].copy()
-        out["score"] = self.predict_proba(library.features)
+        out["score"] = self.scores(library.features)
         return out
 
     def score_videos(

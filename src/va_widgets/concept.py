@@ -63,8 +63,9 @@ class Concept:
         missing = n - len(out)
         if missing > 0:
             similar = (self.similar_to or None) if self.feed == "similar" else None
-            asked = self.task.next(self.feed, missing + len(self.served), similar_to=similar)
-            fresh = [c for c in asked if c not in self.served][:missing]
+            # the served clips are left out of the draw (not drawn and dropped), so the
+            # probabilities the task records for the sampled feeds hold
+            fresh = self.task.next(self.feed, missing, similar_to=similar, exclude=self.served)
             feed = self.task.last_feed or self.feed
             # the auto feed's batch mixes feeds: each clip records the one that chose it
             arms = self.task.engine.auto_arms if self.feed == "auto" and fresh else {}

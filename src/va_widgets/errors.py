@@ -42,3 +42,11 @@ class CacheError(VaWidgetsError):
 
 class EmbedderMismatch(CacheError):
     """A cache built with one embedder opened or extended with another."""
+
+
+class StoreError(VaWidgetsError):
+    """A label store file that cannot be used (not a store, newer schema, locked, closed...)."""
+
+
+class TaskMismatch(StoreError):
+    """A task opened with a different library id or embedder fingerprint than it was created with."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -40,6 +41,9 @@ class ClipLibrary:
         self._embedder = embedder
         generation = layout.open_generation(self.cache, manifest)
         self._clips = generation.clips
+        # keyed by clip id, like task.scores(): assign/join align on it (the index is unnamed
+        # so that merge(on="clip_id") uses the column without ambiguity)
+        self._clips.index = pd.Index(self._clips["clip_id"]).rename(None)
         self._frame_seconds = generation.frame_seconds
         self._features = generation.features
         self._features_checked = False
@@ -67,7 +71,12 @@ class ClipLibrary:
     # -- data -------------------------------------------------------------------------------
     @property
     def clips(self) -> pd.DataFrame:
-        """One row per clip: clip_id, video, video_id, clip_index, start_seconds, end_seconds."""
+        """One row per clip: clip_id, video, video_id, clip_index, start_seconds, end_seconds.
+
+        Indexed by clip id (also the ``clip_id`` column), like :meth:`Task.scores`, so
+        ``lib.clips.assign(score=task.scores())`` and ``lib.clips.join(...)`` align by clip.
+        Rows are in the order of :attr:`features`; :meth:`rows` maps ids to row positions.
+        """
         return self._clips
 
     @property
@@ -133,8 +142,12 @@ class ClipLibrary:
             f"errors={len(self._manifest['errors'])})"
         )
 
-    def positions(self, clip_ids: Sequence[str]) -> np.ndarray:
-        """Row positions of ``clip_ids``, -1 for ids not in this library (int64)."""
+    def rows(self, clip_ids: str | Sequence[str], *, strict: bool = True) -> np.ndarray:
+        """Row positions (int64) of ``clip_ids`` in :attr:`clips` / :attr:`features`.
+
+        An unknown id raises KeyError naming it, or with ``strict=False`` gives -1.
+        """
+        ids = [clip_ids] if isinstance(clip_ids, str) else list(clip_ids)
         if self._row_of is None:
             index = pd.Index(self._clips["clip_id"])
             if not index.is_unique:
@@ -143,19 +156,23 @@ class ClipLibrary:
                     "damaged: index again into a new folder"
                 )
             self._row_of = index
-        return self._row_of.get_indexer(list(clip_ids)).astype(np.int64)
-
-    def rows(self, clip_ids: str | Sequence[str]) -> np.ndarray:
-        """Row positions of ``clip_ids`` in :attr:`clips` / :attr:`features`."""
-        ids = [clip_ids] if isinstance(clip_ids, str) else list(clip_ids)
-        rows = self.positions(ids)
-        if (rows < 0).any():
+        rows = self._row_of.get_indexer(ids).astype(np.int64)
+        if strict and (rows < 0).any():
             missing = [i for i, r in zip(ids, rows, strict=True) if r < 0][:3]
             raise KeyError(
                 f"unknown clip id(s) {missing} in library {str(self.cache)!r}; "
                 "take ids from lib.clips['clip_id']"
             )
         return rows
+
+    def positions(self, clip_ids: Sequence[str]) -> np.ndarray:
+        """Deprecated: ``rows(clip_ids, strict=False)``."""
+        warnings.warn(
+            "ClipLibrary.positions(ids) is deprecated; use ClipLibrary.rows(ids, strict=False)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self.rows(clip_ids, strict=False)
 
     # -- search -----------------------------------------------------------------------------
     def text_scores(self, text: str) -> np.ndarray:
@@ -184,7 +201,7 @@ class ClipLibrary:
         rows = top_k(scores, check_count("k", k), exclude=exclude)
         out = self._clips.iloc[rows].copy()
         out.insert(1, "score", scores[rows])
-        return out.reset_index(drop=True)
+        return out  # best first, keyed by clip id like lib.clips
 
     # -- previews ---------------------------------------------------------------------------
     def thumbnails(self, clip_id: str) -> list[bytes]:

@@ -20,49 +20,35 @@ if TYPE_CHECKING:
 POSITIVE, NEGATIVE, OTHER = "#2e7d32", "#d32f2f", "#9e9e9e"
 
 
-def learning_curve(task: Task, *, points: int = 12, n_boot: int = 200) -> pd.DataFrame:
-    """Cross-validated AP after the first ``n`` labels, in the order they were given.
-
-    Returns one row per checkpoint (at most ``points``): ``n_labels``, ``ap``, ``ci_low``,
-    ``ci_high`` (NaN while there are too few labels for cross-validation).
-    """
-    from va_widgets.learner import ActiveLearningEngine
-
-    labels = task.labels()
-    rows = task.library.positions(labels["clip_id"])
-    known = rows >= 0
-    rows, y = rows[known], labels["label"].to_numpy(dtype=bool)[known]
-    columns = ["n_labels", "ap", "ci_low", "ci_high"]
-    if len(rows) == 0:
-        return pd.DataFrame(columns=columns, dtype=float)
-    engine = ActiveLearningEngine(task.library.features, float32_copy_mb=0)
-    checkpoints = np.unique(
-        np.linspace(1, len(rows), num=min(points, len(rows))).round().astype(int)
-    )
-    out = []
-    for n in checkpoints:
-        engine.update(dict(zip(rows[:n].tolist(), y[:n].tolist(), strict=True)))
-        q = engine.quality(n_boot=n_boot)
-        nan = float("nan")
-        out.append((int(n), *(nan if v is None else float(v) for v in (q.ap, q.ci_low, q.ci_high))))
-    return pd.DataFrame(out, columns=columns)
-
-
 def plot_learning_curve(task: Task, ax: Axes) -> None:
-    curve = learning_curve(task)
+    curve = task.learning_curve()
+    q = task.quality()
     ax.set_title("Learning curve")
     ax.set_xlabel("labels")
-    ax.set_ylabel("cross-validated AP")
+    ax.set_ylabel("estimated AP (all clips)")
     ax.set_ylim(0, 1.02)
-    valid = curve.dropna(subset=["ap"])
+    valid = curve.dropna(subset=["estimate"])
     if valid.empty:
-        _note(ax, "not enough labels yet\n(needs 2 positives and 2 negatives)")
+        _note(ax, q.summary.replace(": ", ":\n", 1))
         return
     ax.fill_between(
-        valid["n_labels"], valid["ci_low"], valid["ci_high"], alpha=0.25, label="95% CI"
+        valid["n_labels"],
+        valid["estimate_low"],
+        valid["estimate_high"],
+        alpha=0.25,
+        label="90% interval",
     )
-    ax.plot(valid["n_labels"], valid["ap"], marker="o", label="CV AP")
+    ax.plot(valid["n_labels"], valid["estimate"], marker="o", label="estimated AP")
     ax.legend(loc="lower right", fontsize="small")
+    if q.advice:
+        ax.text(
+            0.02,
+            0.02,
+            "plateau: see task.quality().advice",
+            transform=ax.transAxes,
+            fontsize="small",
+            color="#616161",
+        )
 
 
 def plot_score_distributions(task: Task, ax: Axes) -> None:
@@ -73,7 +59,7 @@ def plot_score_distributions(task: Task, ax: Axes) -> None:
         _note(ax, "no model yet\n(needs a positive and a negative label)")
         return
     labels = task.labels()
-    rows = task.library.positions(labels["clip_id"])
+    rows = task.library.rows(labels["clip_id"], strict=False)
     known = rows >= 0
     y = labels["label"].to_numpy(dtype=bool)[known]
     rows = rows[known]

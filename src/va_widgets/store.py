@@ -65,7 +65,7 @@ from typing import Any, Literal, TypeVar
 import numpy as np
 import pandas as pd
 
-from va_widgets.errors import VaWidgetsError
+from va_widgets.errors import StoreError, TaskMismatch
 
 __all__ = [
     "APPLICATION_ID",
@@ -85,14 +85,6 @@ APPLICATION_ID = 0x5641574C
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 
 T = TypeVar("T")
-
-
-class StoreError(VaWidgetsError):
-    """A label store file that cannot be used (not a store, newer schema, locked, closed...)."""
-
-
-class TaskMismatch(StoreError):
-    """A task opened with a different library id or embedder fingerprint than it was created with."""
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ import re
 import uuid
 import warnings
 import zlib
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -50,9 +51,10 @@ class Task:
 
     Notes
     -----
-    Labels collected by active learning are not a random sample of the clips, so the
-    cross-validated AP of :meth:`quality` describes the labelled clips, not the library; the
-    paper evaluated on a held-out random split, which :func:`va_widgets.simulate` reproduces.
+    Labels collected by active learning are not a random sample of the clips, so
+    :meth:`quality` estimates the collection's AP from the labels the feeds drew at random
+    with known probabilities (see :mod:`va_widgets.learner.quality`); the paper evaluated on a
+    held-out random split, which :func:`va_widgets.simulate` reproduces beside that estimate.
     """
 
     def __init__(
@@ -102,6 +104,7 @@ class Task:
         self._labelled = np.zeros(len(library), dtype=bool)
         self._skipped = np.zeros(len(library), dtype=bool)
         self._orphans = 0
+        self._drawn: dict[str, float] = {}  # clip id -> probability of its pending random draw
         text = query if query is not None else info.query
         if text:
             if not library.embedder.supports_text:
@@ -123,21 +126,51 @@ class Task:
         )
 
     # -- labelling ------------------------------------------------------------------------
-    def next(self, feed: str = "auto", n: int = 8, *, similar_to: str | None = None) -> list[str]:
+    def next(
+        self,
+        feed: str = "auto",
+        n: int = 8,
+        *,
+        similar_to: str | None = None,
+        exclude: Iterable[str] = (),
+    ) -> list[str]:
         """Clip ids to label next from ``feed`` (see :data:`FEEDS`); never a labelled or skipped
-        clip (except in ``"review"``), never one twice in a batch."""
+        clip (except in ``"review"``), never one of ``exclude`` (e.g. clips already queued for
+        the annotator), never one twice in a batch.
+
+        The sampled feeds (auto, top, bottom, borderline, random) draw at random with known
+        probabilities from the clips left; the task keeps each drawn clip's probability and
+        :meth:`label` stores it with the label (the honest :meth:`quality` estimate weights by
+        it). Leave queued clips out here rather than dropping them from a larger batch: a
+        dropped draw would make the recorded probabilities wrong."""
         if feed not in FEEDS:
             raise ValueError(f"unknown feed {feed!r}; choose one of {', '.join(FEEDS)}")
         n = check_count("n", n, maximum=100_000)
+        skip = [exclude] if isinstance(exclude, str) else list(exclude)
+        skip_rows = self.library.rows(skip) if skip else np.empty(0, dtype=np.int64)
+        mask = self._labelled | self._skipped
+        mask[skip_rows] = True
         row = None
         if feed == "similar":
             row = self._similar_row(similar_to)
-        rows = self.engine.next(feed, n, exclude=self._labelled | self._skipped, similar_to=row)
+        # review returns labelled clips by rank and ignores the mask: ask for enough to drop
+        ask = n + len(skip) if feed == "review" else n
+        rows = self.engine.next(feed, ask, exclude=mask, similar_to=row)
+        props = self.engine.last_propensities
+        if feed == "review" and skip:
+            keep = ~np.isin(rows, skip_rows)
+            rows, props = rows[keep][:n], props[keep][:n]
+        ids = self.library.clips["clip_id"].iloc[rows].tolist()  # no 1M-row array
+        for c, p in zip(ids, props.tolist(), strict=True):
+            if np.isfinite(p):  # drawn at random: label() records the probability of the draw
+                self._drawn[c] = float(p)
+            else:
+                self._drawn.pop(c, None)
         self.last_feed = self.engine.last_feed
         self.last_source = self.engine.last_source
         if row is not None:  # the engine names a row; a user knows the clip
             self.last_source = f"cosine similarity to clip {self.library.clips['clip_id'].iat[row]}"
-        return self.library.clips["clip_id"].iloc[rows].tolist()  # no 1M-row array
+        return ids
 
     def label(
         self,
@@ -149,8 +182,9 @@ class Task:
     ) -> None:
         """Record ``label`` for ``clip_id`` (durable on disk when this returns) and retrain.
 
-        ``propensity``: the probability with which the feed drew this clip at random (None
-        when it was chosen by hand or by rank); see :meth:`LabelStore.add_event`.
+        ``propensity``: the probability with which the feed drew this clip at random; None
+        (default) takes the one recorded when :meth:`next` drew it, if it did (a clip chosen
+        by hand, as in search or similar, has none); see :meth:`LabelStore.add_event`.
         """
         self.label_many([clip_id], label, feed=feed, propensities=[propensity])
 
@@ -181,6 +215,10 @@ class Task:
                 raise ValueError(
                     f"{name} must have one entry per clip ({len(clip_ids)}), got {len(values)}"
                 )
+        propensities = [
+            self._drawn.get(c) if p is None else p
+            for c, p in zip(clip_ids, propensities, strict=True)
+        ]
         self._write(
             [
                 Decision(c, "label", bool(label), f or self.last_feed, self.model_version, p)
@@ -248,18 +286,25 @@ class Task:
     def _sync(self) -> None:
         """Reload the current labels from the store and retrain the engine on them."""
         current = self.store.current(self.name)
-        rows = self.library.positions(current["clip_id"])
+        rows = self.library.rows(current["clip_id"], strict=False)
         known = rows >= 0
         self._orphans = int((~known).sum())  # labels of clips no longer in the library
         self._labelled[:] = False
         self._labelled[rows[known]] = True
         self._skipped[:] = False
-        skipped = self.library.positions(list(self.store.skipped(self.name)))
+        skipped = self.library.rows(list(self.store.skipped(self.name)), strict=False)
         self._skipped[skipped[skipped >= 0]] = True
         labels = dict(
             zip(rows[known].tolist(), current["label"].to_numpy()[known].tolist(), strict=True)
         )
-        self.engine.update(labels)
+        # events without a propensity (hand-picked, or written before stores kept it) are
+        # known labels, never a sample
+        props = current["propensity"].to_numpy(dtype=float)[known]
+        drawn = np.isfinite(props)
+        propensities = dict(zip(rows[known][drawn].tolist(), props[drawn].tolist(), strict=True))
+        for c in set(current["clip_id"]) & set(self._drawn):
+            del self._drawn[c]
+        self.engine.update(labels, propensities)
 
     # -- state ----------------------------------------------------------------------------
     @property
@@ -278,8 +323,35 @@ class Task:
         }
 
     def quality(self) -> Quality:
-        """Cross-validated AP with a bootstrap 95 % interval, or the reason there is none."""
+        """The honest estimate of the classifier's AP over all clips with a 90 % interval (and
+        precision, recall, prevalence), or the reason there is none yet.
+
+        Only labels drawn at random by a feed (with known probability) correct the model's own
+        predictions; hand-picked labels (search, similar) count as known labels of their clips.
+        ``advice`` says when the estimate stopped improving and what to try instead.
+        """
         return self.engine.quality()
+
+    def learning_curve(self, *, points: int = 12) -> pd.DataFrame:
+        """The honest AP estimate after the first n labels, in the order they were given.
+
+        One row per checkpoint (at most ``points``): ``n_labels``, ``estimate``,
+        ``estimate_low``, ``estimate_high`` (NaN while there was no estimate), ``n_sampled``.
+        """
+        from va_widgets.learner import learning_curve
+
+        current = self.store.current(self.name)
+        rows = self.library.rows(current["clip_id"], strict=False)
+        known = rows >= 0
+        props = current["propensity"].to_numpy(dtype=float)[known]
+        drawn = np.isfinite(props)
+        return learning_curve(
+            self.library.features,
+            rows[known].tolist(),
+            current["label"].to_numpy(dtype=bool)[known].tolist(),
+            dict(zip(rows[known][drawn].tolist(), props[drawn].tolist(), strict=True)),
+            points=points,
+        )
 
     def feed_stats(self) -> pd.DataFrame:
         """Per feed: pulls, mean reward, UCB value, and the auto feed's choice with its reason."""
@@ -361,12 +433,13 @@ def _login() -> str:
 
 
 def simulate(
-    source: Task | ClipLibrary,
+    source: Task | ClipLibrary | np.ndarray,
     oracle_labels: Any,
     *,
     budget: int = 100,
     policy: Any = "auto",
     query: str | None = None,
+    prior_scores: np.ndarray | None = None,
     eval_fraction: float = 0.3,
     checkpoints: tuple[int, ...] = (25, 50, 100, 200),
     batch_size: int = 10,
@@ -380,22 +453,39 @@ def simulate(
 
     Parameters
     ----------
-    source : a :class:`Task` (its library and query are used) or a clip library.
+    source : a :class:`Task` (its library and query are used), a clip library, or a plain
+        (n, d) feature array (any data set, no video library needed).
     oracle_labels : the true label of every clip: a boolean array aligned with
-        ``library.clips``, or a Series / dict keyed by clip id.
+        ``library.clips`` (or the feature rows), or a Series / dict keyed by clip id.
+    prior_scores : (n,) zero-shot scores for a feature array (a library computes them from
+        ``query``).
 
     Returns
     -------
-    DataFrame, one row per checkpoint: n_labels, n_pos, ap (held-out), model_version, feeds.
+    DataFrame, one row per checkpoint: n_labels, n_pos, ap (held-out), collection_ap,
+    estimate, estimate_low, estimate_high (the honest estimate and its 90 % interval the user
+    would have seen), n_sampled, model_version, feeds.
     """
     from sklearn.model_selection import train_test_split
 
     from va_widgets.learner import simulate as replay
 
-    library = source.library if isinstance(source, Task) else source
-    if query is None and isinstance(source, Task):
-        query = source.query
-    y = _oracle(library, oracle_labels)
+    if isinstance(source, np.ndarray):
+        features = _feature_array(source)
+        y = _label_array(oracle_labels, len(features))
+        prior = None if prior_scores is None else np.asarray(prior_scores, dtype=np.float32)
+        if prior is not None and prior.shape != (len(features),):
+            raise ValueError(
+                f"prior_scores must have one entry per feature row ({len(features)}), "
+                f"got shape {prior.shape}"
+            )
+    else:
+        library = source.library if isinstance(source, Task) else source
+        if query is None and isinstance(source, Task):
+            query = source.query
+        y = _oracle(library, oracle_labels)
+        features = np.asarray(library.features)
+        prior = library.text_scores(query) if query else None
     if y.sum() < 2 or (~y).sum() < 2:
         raise ValueError(
             f"oracle_labels need at least 2 positives and 2 negatives (have {int(y.sum())} "
@@ -405,8 +495,6 @@ def simulate(
         np.arange(len(y)), test_size=eval_fraction, stratify=y, random_state=seed
     )
     pool, held_out = np.sort(pool), np.sort(held_out)
-    features = np.asarray(library.features)
-    prior = library.text_scores(query) if query else None
     return replay(
         features[pool],
         y[pool],
@@ -420,6 +508,25 @@ def simulate(
         batch_size=batch_size,
         seed=seed,
     )
+
+
+def _feature_array(features: np.ndarray) -> np.ndarray:
+    if features.ndim != 2 or not np.issubdtype(features.dtype, np.number):
+        raise ValueError(
+            f"a feature array must be numeric with shape (n, d); got {features.dtype} "
+            f"{features.shape}"
+        )
+    return features
+
+
+def _label_array(labels: Any, n: int) -> np.ndarray:
+    y = np.asarray(labels)
+    if y.shape != (n,) or y.dtype != bool:
+        raise ValueError(
+            f"oracle_labels for a feature array must be a bool array of shape ({n},); got "
+            f"{y.dtype} {y.shape} (use labels == target for a class)"
+        )
+    return y
 
 
 def _oracle(library: ClipLibrary, labels: Any) -> np.ndarray:

@@ -165,7 +165,7 @@ class Annotator(anywidget.AnyWidget):
         sync=True
     )
     quality = t.Dict(
-        help="Cross-validated AP with its 95% interval, or the reason there is none."
+        help="Estimated AP over all clips with its 90% interval (summary, advice: plain words)."
     ).tag(sync=True)
     quality_trend = t.Unicode(
         "", help="How the estimated quality moved lately, e.g. 'up 0.06 over the last 12 labels'."
@@ -592,6 +592,9 @@ class Annotator(anywidget.AnyWidget):
                 "n_neg": q.n_neg,
                 "model_version": q.model_version,
                 "reason": q.reason,
+                "n_sampled": q.n_sampled,
+                "summary": q.summary,
+                "advice": q.advice,
             }
             self.auto_choice = str(stats.attrs.get("choice", ""))
             self.auto_reason = auto_choice_text(stats)

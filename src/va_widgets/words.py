@@ -22,20 +22,14 @@ FEED_TEXT: dict[str, str] = {
     "review": "clips you already labelled where the model disagrees most: catch mistakes",
 }
 
-#: reward name of the auto feed -> why a feed with a high reward is worth showing
-_REWARD_TEXT = {
-    "surprise": "their labels surprised the model most",
-    "logloss": "their labels surprised the model most",
-    "flip": "their labels most often overturned the model's guess",
-    "cv_ap": "their labels improved the model's quality most",
-}
-
 
 def auto_choice_text(stats: Any) -> str:
-    """Why the auto feed shows the feed it chose, from ``Task.feed_stats()``.
+    """Why the auto feed shows what it shows, from ``Task.feed_stats()``.
 
-    ``stats`` is the DataFrame (one row per feed: ``pulls``, ``mean_reward``) whose ``attrs``
-    hold ``choice``, ``reason`` and ``reward``.
+    ``stats`` is the DataFrame (one row per feed: ``pulls``, the batches it led and was
+    credited for; ``mean_reward``, the mean gain of the estimated AP over them;
+    ``probability``, its share of the next draws) whose ``attrs`` hold ``choice`` and
+    ``reason``.
     """
     attrs = getattr(stats, "attrs", {}) or {}
     choice = str(attrs.get("choice", ""))
@@ -47,16 +41,19 @@ def auto_choice_text(stats: Any) -> str:
     try:
         row = stats.loc[choice]
         pulls, mean = int(row["pulls"]), float(row["mean_reward"])
+        share = float(row["probability"])
+        others = [float(v) for f, v in stats["probability"].items() if f != choice]
     except (KeyError, TypeError, ValueError):
         return f"{choice}: {FEED_TEXT.get(choice, '')}".rstrip(": ")
-    others = [int(p) for f, p in zip(stats.index, stats["pulls"], strict=True) if f != choice]
+    mix = f"{share:.0%} of the draws" + (f", each other feed {max(others):.0%}" if others else "")
+    head = f"mostly {choice} clips ({mix})"
     if pulls == 0 or math.isnan(mean):
-        return f"trying {choice} clips: no label from that feed yet"
-    if others and pulls < 3 and min(others) >= pulls:
-        return f"trying each feed in turn; now {choice} ({pulls} label{'s' * (pulls != 1)} so far)"
-    why = _REWARD_TEXT.get(str(attrs.get("reward", "")), "they have been most useful so far")
-    over = f"{pulls} label{'s' * (pulls != 1)}"
-    return f"{choice} clips: {why} (over {over}), with a little room to try the others"
+        return f"{head}: first in line, not credited yet"
+    batches = f"{pulls} batch{'es' * (pulls != 1)}"
+    return (
+        f"{head}: no feed has raised the estimated quality more "
+        f"({mean:+.3f} on average over the {batches} it led)"
+    )
 
 
 def quality_trend(history: list[tuple[int, float]], *, min_labels_apart: int = 5) -> str:

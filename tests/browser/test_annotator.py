@@ -131,12 +131,17 @@ def test_label_with_keyboard_in_lab(page: Any, start_jupyter: Any, tmp_path: Pat
     assert version > 0
     # the borderline feed's clips were ranked by the model of their fetch; a newer one is named
     info = page.locator(f"{ROOT} [data-testid=feed-info]").inner_text()
-    why = ", scores nearest 0.5 first: the model is least sure of these"
-    ranked = re.fullmatch(r"ranked by model v(\d+)(?: \(model now v(\d+)\))?" + why, info)
+    # (", sampled": the sampled feeds draw at random, with known chances, from that ranking)
+    why = ": drawn at random, favouring scores near 0.5 (the model is least sure of these)"
+    ranked = re.fullmatch(
+        r"ranked by model v(\d+), sampled(?: \(model now v(\d+)\))?" + re.escape(why), info
+    )
     assert ranked, info
     assert int(ranked[2] or ranked[1]) == version and (ranked[2] is None or ranked[1] != ranked[2])
-    for source, shown in [("model v1", f"ranked by model v1 (model now v{version}){why}"),
-                          (f"model v{version}", f"ranked by model v{version}{why}")]:  # fmt: skip
+    plain = ", scores nearest 0.5 first: the model is least sure of these"
+    for source, shown in [("model v1", f"ranked by model v1 (model now v{version}){plain}"),
+                          ("model v1, sampled", f"ranked by model v1, sampled (model now v{version}){why}"),
+                          (f"model v{version}", f"ranked by model v{version}{plain}")]:  # fmt: skip
         run_code_in_new_cell(page, f"ann.feed_source = {source!r}")  # as after a fetch then
         page.wait_for_function(
             "([sel, text]) => document.querySelector(sel)"
@@ -151,11 +156,10 @@ def test_label_with_keyboard_in_lab(page: Any, start_jupyter: Any, tmp_path: Pat
         arg=[ROOT, str(n_pos + n_neg)],
     )
     quality = page.locator("[data-testid=quality]").inner_text()
-    assert re.fullmatch(
-        r"estimated AP \d\.\d\d \(\d\.\d\d\u2013\d\.\d\d\), cross-validated on your labels", quality
+    got_quality = run_code_in_new_cell(
+        page, "print(ann.quality['n_pos'], ann.quality['n_neg'], ann.quality['summary'])"
     )
-    got_quality = run_code_in_new_cell(page, "print(ann.quality['n_pos'], ann.quality['n_neg'])")
-    assert got_quality.split() == [str(n_pos), str(n_neg)]
+    assert got_quality.split(maxsplit=2) == [str(n_pos), str(n_neg), quality]  # its own words
 
     # the store on disk, read by this process while the kernel holds it open
     with LabelStore(store) as db:
