@@ -345,6 +345,20 @@ def run_code_in_new_cell(page: Any, code: str) -> str:
     return _outputs_text(page.evaluate(_OUTPUTS_JS, n))
 
 
+def wait_in_kernel(page: Any, expr: str, expected: str, seconds: float = 10.0) -> str:
+    """Print `expr` in a new cell once its str() is `expected` (or after `seconds`); return
+    the printed text.
+
+    State a widget's front end sets reaches the kernel as a comm message; JupyterLab 4.5+
+    sends those to a kernel subshell, so a cell run just after may see the value before it.
+    """
+    code = (
+        f"import time as _t\nfor _ in range({round(seconds * 10)}):\n"
+        f"    if str({expr}) == {expected!r}:\n        break\n    _t.sleep(0.1)\nprint({expr})"
+    )
+    return run_code_in_new_cell(page, code)
+
+
 def set_theme(page: Any, theme: Literal["light", "dark"]) -> None:
     """Switch theme live with `apputils:change-theme` and wait until it is applied."""
     name = "JupyterLab Dark" if theme == "dark" else "JupyterLab Light"

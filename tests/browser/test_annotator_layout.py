@@ -19,6 +19,7 @@ from harness import (
     open_notebook,
     run_code_in_new_cell,
     set_theme,
+    wait_in_kernel,
     wait_kernel_idle,
     write_notebook,
 )
@@ -102,7 +103,7 @@ def test_focus_on_run_layout_and_plot_theme(
     page.wait_for_function(
         "() => !!document.querySelector('[data-testid=va-annotator]')", polling=100
     )
-    assert run_code_in_new_cell(page, "print(ann.theme)") == "dark"
+    assert wait_in_kernel(page, "ann.theme", "dark") == "dark"  # the view told the kernel
     run_code_in_new_cell(page, "ann.plot()")
     dark = _png_brightness(page, cell_count(page) - 1)
     print(f"plot brightness: light {light:.0f}, dark {dark:.0f}")
