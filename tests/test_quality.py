@@ -127,3 +127,57 @@ def test_plateau_advice():
     advice = Q.plateau_advice(flat)
     assert "not improved" in advice and "search" in advice and "review" in advice
     assert Q.plateau_advice(flat[:3]) == ""  # too early to say
+
+
+def step_population(seed=0, n=1500):
+    """Scores whose P(positive | score) is a step, not a logistic curve: 95 % above 0.85,
+    1 % below (positives hidden thinly in the bulk)."""
+    rng = np.random.default_rng(seed)
+    s = rng.random(n)
+    return s, rng.random(n) < np.where(s > 0.85, 0.95, 0.01)
+
+
+def test_calibration_recovers_a_step_from_labels_near_the_boundary():
+    """Labels concentrated near the step (as the active feeds gather them) must not spread
+    soft positives over the bulk: the expected number of positives stays near the truth."""
+    s, y = step_population()
+    rng = np.random.default_rng(1)
+    near = np.flatnonzero(np.abs(s - 0.85) < 0.1)
+    rows = np.r_[rng.choice(near, 40, replace=False), rng.choice(len(s), 10, replace=False)]
+    f = Q.calibrate(s[rows], y[rows].astype(float), s)
+    below = (s > 0.6) & (s < 0.85)  # just below the step: 1 % positives
+    assert f[below].mean() < 0.05
+    assert f.sum() == pytest.approx(y.sum(), rel=0.05)
+
+
+def test_estimate_is_unbiased_and_informative_when_calibration_is_not_logistic():
+    """Under an auto-like design on the step population: centred on the truth, covering, and
+    an interval narrower than half the AP range."""
+    scores, y = step_population()
+    truth = average_precision(y, scores)
+    errors, covered, widths = [], [], []
+    for rep in range(40):
+        rng = np.random.default_rng(rep)
+        exclude = np.zeros(len(y), dtype=bool)
+        rows, props = [], []
+        for _ in range(10):  # 10 batches of 5 labels
+            comps = [
+                F.ranked("borderline", 0.7, -np.abs(scores - 0.5), exclude, 0.2, 10.0),
+                F.ranked("top", 0.1, scores, exclude, 0.2, 10.0),
+                F.ranked("bottom", 0.1, -scores, exclude, 0.2, 10.0),
+                F.ranked("random", 0.1, None, exclude, 0.2, 10.0),
+            ]
+            r, p, _ = F.draw(comps, 5, exclude, rng)
+            rows += r.tolist()
+            props += p.tolist()
+            exclude[r] = True
+        rows_a = np.array(rows)
+        sample = Q.Sample(scores, rows_a, y[rows_a].astype(float), np.array(props))
+        est = Q.estimate(sample, Q.ap_gradient)
+        assert est is not None
+        errors.append(est.value - truth)
+        covered.append(est.low <= truth <= est.high)
+        widths.append(est.high - est.low)
+    assert abs(np.mean(errors)) < 0.02
+    assert np.mean(covered) >= 0.85
+    assert np.median(widths) < 0.3

@@ -84,6 +84,27 @@ def test_undo_is_this_sessions_own_and_a_page_is_one_action(sample, tmp_path):
     assert first.store.history(first.name)["kind"].tolist().count("label") == 5
 
 
+def test_a_failing_retrain_keeps_the_labels_and_never_makes_the_task_unopenable(sample, tmp_path):
+    """An estimator that cannot be fitted: the label is on disk, the task says so and has no
+    model, and the task opens again (with a warning) from what the store holds."""
+    from sklearn.linear_model import LogisticRegression
+
+    lib, _ = sample
+    ids = lib.clips["clip_id"].tolist()
+    broken = LogisticRegression(penalty="elasticnet", solver="lbfgs")  # invalid: fit raises
+    task = va.Task(lib, "t", store=tmp_path / "labels.sqlite", estimator=broken)
+    task.label(ids[0], True)
+    with pytest.raises(va.RetrainError, match=r"the 2 labels are saved.*ValueError"):
+        task.label(ids[1], False)
+    assert task.counts() == {"positives": 1, "negatives": 1, "skipped": 0}
+    assert not task.engine.has_model and np.isnan(task.scores_of(ids[:1])).all()
+    with pytest.warns(RuntimeWarning, match="could not be trained"):
+        again = va.Task(lib, "t", store=tmp_path / "labels.sqlite", estimator=broken)
+    assert again.counts() == task.counts() and again.next("random", 2)
+    healthy = va.Task(lib, "t", store=tmp_path / "labels.sqlite")
+    assert healthy.engine.has_model and len(healthy.labels()) == 2
+
+
 def test_counts_are_integers_never_coerced(sample, tmp_path):
     lib, _ = sample
     task = new_task(lib, tmp_path)

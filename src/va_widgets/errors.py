@@ -50,3 +50,7 @@ class StoreError(VaWidgetsError):
 
 class TaskMismatch(StoreError):
     """A task opened with a different library id or embedder fingerprint than it was created with."""
+
+
+class RetrainError(VaWidgetsError):
+    """Labels were saved, but the classifier could not be trained on them."""

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from va_widgets.checks import check_count
-from va_widgets.errors import TextSearchUnavailable, VaWidgetsError
+from va_widgets.errors import RetrainError, TextSearchUnavailable, VaWidgetsError
 from va_widgets.learner import FEEDS, ActiveLearningEngine, Quality
 from va_widgets.store import Decision, Event, LabelStore
 
@@ -115,7 +115,10 @@ class Task:
                 )
             else:
                 self.set_query(text)
-        self._sync()
+        try:
+            self._sync()
+        except RetrainError as exc:  # never unopenable because of what the store holds
+            warnings.warn(str(exc), RuntimeWarning, stacklevel=2)
 
     def __repr__(self) -> str:
         c = self.counts()
@@ -304,7 +307,15 @@ class Task:
         propensities = dict(zip(rows[known][drawn].tolist(), props[drawn].tolist(), strict=True))
         for c in set(current["clip_id"]) & set(self._drawn):
             del self._drawn[c]
-        self.engine.update(labels, propensities)
+        try:
+            self.engine.update(labels, propensities)
+        except Exception as exc:  # the labels are on disk whatever the estimator does
+            raise RetrainError(
+                f"task {self.name!r}: the {len(labels)} labels are saved in {self.store.path}, "
+                f"but the classifier could not be trained on them ({type(exc).__name__}: "
+                f"{exc}); the task has no model until a retrain succeeds (check the estimator "
+                "passed to Task, or undo the last label)"
+            ) from exc
 
     # -- state ----------------------------------------------------------------------------
     @property

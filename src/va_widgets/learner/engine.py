@@ -156,6 +156,7 @@ class ActiveLearningEngine:
         self._labels: dict[int, bool] = {}
         self._propensity: dict[int, float] = {}
         self._fitted_labels: dict[int, bool] = {}
+        self._fit_failed = False
         self._has_model = False
         self.version = 0
         self._scores_cache: tuple[int, np.ndarray] | None = None
@@ -280,7 +281,7 @@ class ActiveLearningEngine:
                 props[int(r)] = qf
         order_changed = list(new) != list(self._labels) or props != self._propensity
         self._propensity = props
-        if new == self._labels:
+        if new == self._labels and not self._fit_failed:
             if order_changed:
                 self._labels = new
                 self._quality_cache = None
@@ -299,11 +300,22 @@ class ActiveLearningEngine:
             return False
         added = {r: v for r, v in new.items() if r not in self._fitted_labels}
         additions_only = all(new.get(r) == v for r, v in self._fitted_labels.items())
-        with one_blas_thread():
-            if self._has_model and additions_only and added:
-                self._learner.teach(*self._xy(list(added), added))
-            else:
-                self._learner.fit(*self._xy(sorted(new), new))
+        try:
+            with one_blas_thread():
+                if self._has_model and additions_only and added:
+                    self._learner.teach(*self._xy(list(added), added))
+                else:
+                    self._learner.fit(*self._xy(sorted(new), new))
+        except Exception:
+            # the estimator may be half-fitted: no model until a fit succeeds (the next
+            # update retries from the full label set, even with the same labels)
+            self._fit_failed = True
+            if self._has_model:
+                self._has_model = False
+                self.version += 1
+            self._fitted_labels = {}
+            raise
+        self._fit_failed = False
         self._fitted_labels = dict(new)
         self._has_model = True
         self.version += 1
