@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 
 import va_widgets as va
 from synth import make_video
+from va_widgets.learner import FEEDS
 from va_widgets.samples import clip_truth
 from va_widgets.store import TaskMismatch
 
@@ -444,3 +446,74 @@ def test_simulate_accepts_a_plain_feature_array():
         va.simulate(x, y.astype(int), budget=10)
     with pytest.raises(ValueError, match="feature array must be numeric"):
         va.simulate(x[:, 0], y, budget=10)
+
+
+def label_auto_batches(task, oracle, batches):  # type: ignore[no-untyped-def]
+    for _ in range(batches):
+        for clip in task.next("auto", n=4):
+            task.label(clip, bool(oracle[clip]))
+
+
+def test_a_restarted_task_continues_its_feed_model_version_and_auto_rewards(sample, tmp_path):
+    lib, truth = sample
+    oracle = dict(zip(lib.clips["clip_id"], truth, strict=True))
+    task = new_task(lib, tmp_path)
+    assert task.feed == "auto"
+    task.label(lib.clips["clip_id"][truth].iloc[0], True)
+    label_auto_batches(task, oracle, 5)
+    task.feed = "borderline"
+    stats = task.feed_stats()
+    assert stats["pulls"].sum() >= 3  # the auto feed learned something worth keeping
+    version = task.model_version
+
+    restarted = new_task(lib, tmp_path)  # a new kernel: nothing in memory
+    assert restarted.model_version == version
+    assert restarted.feed == "borderline"
+    pd.testing.assert_frame_equal(restarted.feed_stats(), stats)
+    # next() continues with the saved feed, and versions keep increasing after a restart
+    assert restarted.next(n=2) and restarted.last_feed == "borderline"
+    restarted.label(restarted.next(n=1)[0], False)
+    assert restarted.model_version > version
+
+
+def test_the_version_continues_from_a_store_that_saved_no_state(sample, tmp_path):
+    lib, _ = sample
+    task = new_task(lib, tmp_path)
+    ids = lib.clips["clip_id"].tolist()
+    for i in range(4):
+        task.label(ids[i], bool(i % 2))
+    version = task.model_version
+    with sqlite3.connect(tmp_path / "labels.sqlite") as conn:  # as an older va_widgets left it
+        conn.execute("DELETE FROM task_state")
+    reopened = new_task(lib, tmp_path)
+    assert reopened.model_version == version and reopened.feed == "auto"
+
+
+@pytest.mark.parametrize(
+    "state",
+    [
+        "not json",
+        "[1, 2]",
+        '{"feed": "../../etc", "version": -3}',
+        '{"version": 1e300, "rewards": {"borderline": [NaN]}}',
+        '{"rewards": {"borderline": [0.1], "nonsense": [0.2]}, "version": true}',
+        '{"rewards": {"random": "' + "x" * 2_000_000 + '"}}',
+        "[" * 100_000,
+    ],
+)
+def test_a_tampered_saved_state_is_ignored_with_a_warning_and_labels_are_kept(
+    sample, tmp_path, state
+):
+    lib, _ = sample
+    task = new_task(lib, tmp_path)
+    ids = lib.clips["clip_id"].tolist()
+    task.label(ids[0], True)
+    task.label(ids[1], False)
+    task.feed = "random"
+    with sqlite3.connect(tmp_path / "labels.sqlite") as conn:
+        conn.execute("UPDATE task_state SET state = ?", (state,))
+    with pytest.warns(RuntimeWarning, match="(saved state|saved .*not valid)"):
+        reopened = new_task(lib, tmp_path)
+    assert reopened.counts() == task.counts()
+    assert reopened.feed in FEEDS and reopened.model_version >= 1
+    assert reopened.next(n=2)

@@ -15,7 +15,7 @@ the WAL file grows, 0.2 ms once it is reused), against 0.03 ms with ``NORMAL`` -
 human labelling speed. Writers from several processes are serialised by SQLite's write lock; a busy
 timeout plus retries make them wait rather than fail.
 
-Schema (version 3)
+Schema (version 4)
 ------------------
 ``PRAGMA user_version`` and ``meta.schema_version`` hold the schema version;
 ``meta.application`` identifies the file as a va_widgets label store, and
@@ -38,17 +38,22 @@ Schema (version 3)
   same transaction as each event: for each clip and annotator, the latest label or skip
   event of that annotator that has not been undone. :meth:`LabelStore.rebuild_current`
   recomputes it from the log.
+- ``task_state(task_id PRIMARY KEY, state, updated_at)``: a task's serving state as a JSON
+  object (the feed chosen, the model version, the auto feed's learned rewards), replaced
+  after each change so a restarted kernel continues where the last one stopped. Not part of
+  the labels: losing it loses no label.
 
 Schema history: version 1 (first development layout) had no ``feed``/``model_version``
 columns, no ``tasks.query`` and no ``current_labels`` table; version 2 had no ``session``,
 ``action`` and ``propensity`` (its events migrate as single actions of no session, not random
-draws); :data:`MIGRATIONS` upgrades any
+draws); version 3 had no ``task_state``. :data:`MIGRATIONS` upgrades any
 older file in one transaction when it is opened. A new file is version 0 and goes through
 the same migrations.
 """
 
 from __future__ import annotations
 
+import json
 import random
 import sqlite3
 import threading
@@ -249,13 +254,29 @@ def _migrate_2_to_3(conn: sqlite3.Connection) -> None:
     )
 
 
+def _migrate_3_to_4(conn: sqlite3.Connection) -> None:
+    _script(
+        conn,
+        """
+        CREATE TABLE task_state (
+            task_id INTEGER PRIMARY KEY REFERENCES tasks(task_id),
+            state TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        );
+        """,
+    )
+
+
 #: ``MIGRATIONS[v]`` upgrades a schema-``v`` file to ``v + 1`` inside an open transaction.
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _migrate_0_to_1,
     _migrate_1_to_2,
     _migrate_2_to_3,
+    _migrate_3_to_4,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
+#: A task's saved serving state larger than this is refused (written) or ignored (read).
+MAX_STATE_BYTES = 1 << 20
 
 
 def _rebuild_current(conn: sqlite3.Connection) -> None:
@@ -699,6 +720,56 @@ class LabelStore:
             TaskInfo(name, library, fingerprint, query, datetime.fromisoformat(created))
             for name, library, fingerprint, query, created in rows
         ]
+
+    def task_state(self, task: str) -> dict[str, Any]:
+        """What ``task`` saved with :meth:`save_task_state` (``{}`` when nothing or unreadable).
+
+        The state is input like any file: a value that is not a JSON object, or larger than
+        :data:`MAX_STATE_BYTES`, is ignored with a warning; its fields are checked by its reader.
+        """
+
+        def read() -> Any:
+            return self._db.execute(
+                "SELECT s.state FROM task_state s JOIN tasks t USING (task_id) WHERE t.name = ?",
+                (task,),
+            ).fetchone()
+
+        with self._lock:
+            row = self._retry(read)
+        if row is None:
+            return {}
+        try:
+            if len(row[0]) > MAX_STATE_BYTES:
+                raise ValueError(f"larger than {MAX_STATE_BYTES} bytes")
+            state = json.loads(row[0])
+            if not isinstance(state, dict):
+                raise ValueError("not a JSON object")
+        except (TypeError, ValueError, RecursionError) as exc:
+            warnings.warn(
+                f"{self.path}: the saved state of task {task!r} is unreadable ({exc}); it starts "
+                "afresh (labels are not affected)",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            return {}
+        return state
+
+    def save_task_state(self, task: str, state: dict[str, Any]) -> None:
+        """Replace the serving state of ``task`` (its feed, model version, the auto feed's
+        learned rewards): what lets a restarted kernel continue where the last one stopped."""
+        text = json.dumps(state, allow_nan=False, separators=(",", ":"))
+        if len(text) > MAX_STATE_BYTES:
+            raise ValueError(f"task state of {len(text)} bytes exceeds {MAX_STATE_BYTES}")
+
+        def body(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT INTO task_state(task_id, state, updated_at) VALUES (?, ?, ?) "
+                "ON CONFLICT(task_id) DO UPDATE SET state = excluded.state, "
+                "updated_at = excluded.updated_at",
+                (self._task_id(conn, task), text, _now()),
+            )
+
+        self._write(body)
 
     # ---------------------------------------------------------------- writes
 

@@ -119,6 +119,9 @@ class Task:
             self._sync()
         except RetrainError as exc:  # never unopenable because of what the store holds
             warnings.warn(str(exc), RuntimeWarning, stacklevel=2)
+        self._feed = "auto"
+        self._persisted: tuple[str, int] = ("", -1)  # (feed, rewards) last saved
+        self._restore()
 
     def __repr__(self) -> str:
         c = self.counts()
@@ -131,7 +134,7 @@ class Task:
     # -- labelling ------------------------------------------------------------------------
     def next(
         self,
-        feed: str = "auto",
+        feed: str | None = None,
         n: int = 8,
         *,
         similar_to: str | None = None,
@@ -145,7 +148,9 @@ class Task:
         probabilities from the clips left; the task keeps each drawn clip's probability and
         :meth:`label` stores it with the label (the honest :meth:`quality` estimate weights by
         it). Leave queued clips out here rather than dropping them from a larger batch: a
-        dropped draw would make the recorded probabilities wrong."""
+        dropped draw would make the recorded probabilities wrong. ``feed`` defaults to
+        :attr:`feed`."""
+        feed = self._feed if feed is None else feed
         if feed not in FEEDS:
             raise ValueError(f"unknown feed {feed!r}; choose one of {', '.join(FEEDS)}")
         n = check_count("n", n, maximum=100_000)
@@ -171,6 +176,7 @@ class Task:
                 self._drawn.pop(c, None)
         self.last_feed = self.engine.last_feed
         self.last_source = self.engine.last_source
+        self._persist()  # an auto batch may have credited the last one
         if row is not None:  # the engine names a row; a user knows the clip
             self.last_source = f"cosine similarity to clip {self.library.clips['clip_id'].iat[row]}"
         return ids
@@ -245,6 +251,7 @@ class Task:
     def _write(self, decisions: list[Decision]) -> None:
         self.store.add_events(self.name, decisions, annotator=self.annotator, session=self.session)
         self._sync()
+        self._persist()
 
     def undo(self, *, annotator: str | None = None) -> list[str]:
         """Undo this session's last action (a label, a skip or a page of labels); return the
@@ -258,6 +265,7 @@ class Task:
         else:
             events = self.store.undo(self.name, annotator=annotator)
         self._sync()
+        self._persist(always=True)  # the version went on although the labels went back
         self.last_undone = events
         return [e.clip_id for e in events]
 
@@ -318,6 +326,53 @@ class Task:
             ) from exc
 
     # -- state ----------------------------------------------------------------------------
+    @property
+    def feed(self) -> str:
+        """The feed chosen for this task (the default of :meth:`next`; the widget's selector).
+
+        Saved in the store with the model version and the auto feed's learned rewards, so a
+        restarted kernel continues with them; ``"auto"`` for a new task.
+        """
+        return self._feed
+
+    @feed.setter
+    def feed(self, value: str) -> None:
+        if value not in FEEDS:
+            raise ValueError(f"unknown feed {value!r}; choose one of {', '.join(FEEDS)}")
+        self._feed = value
+        self._persist()
+
+    def _persist(self, *, always: bool = False) -> None:
+        """Save the serving state when the feed or the auto feed's rewards changed (the model
+        version alone is known again from the label events)."""
+        key = (self._feed, len(self.engine.reward_log))
+        if always or key != self._persisted:
+            self.store.save_task_state(self.name, {"feed": self._feed, **self.engine.state()})
+            self._persisted = key
+
+    def _restore(self) -> None:
+        """Continue the task's last session: its feed, model version and auto-feed rewards."""
+        state = self.store.task_state(self.name)
+        versions = pd.to_numeric(self.store.current(self.name)["model_version"], errors="coerce")
+        if versions.notna().any():  # each label event was followed by a retrain
+            state.setdefault("version", 0)
+            if type(state["version"]) is int:
+                state["version"] = max(state["version"], int(versions.max()) + 1)
+        ignored = self.engine.restore(state)
+        feed = state.get("feed")
+        if feed in FEEDS:
+            self._feed = str(feed)
+        elif feed is not None:
+            ignored.append(f"feed={feed!r:.40}")
+        if ignored:
+            warnings.warn(
+                f"{self.store.path}: task {self.name!r}: the saved {', '.join(ignored)} are not "
+                "valid and were left out; the task starts them afresh (labels are not affected)",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+        self._persisted = (self._feed, len(self.engine.reward_log))
+
     @property
     def model_version(self) -> int:
         """Increases whenever the model changes (after label events)."""

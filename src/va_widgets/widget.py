@@ -228,9 +228,13 @@ class Annotator(anywidget.AnyWidget):
         resolved = resolve_tasks(
             library, task, tasks, query=query, store=store, annotator=annotator
         )
-        feed = kwargs.get("feed", "auto")
-        self._concepts = {t.name: Concept(t, feed=feed) for t in resolved}
+        for t_ in resolved:  # a feed given here is chosen for every concept (and saved)
+            if "feed" in kwargs:
+                t_.feed = kwargs["feed"]
+        # each concept continues with the feed saved with its task (a restarted kernel too)
+        self._concepts = {t_.name: Concept(t_, feed=t_.feed) for t_ in resolved}
         self._concept = self._concepts[resolved[0].name]  # the one shown
+        kwargs["feed"] = self._concept.feed
         self._switching = False  # a concept switch sets traits that must not restart queues
         self._label_callbacks = CallbackDispatcher()
         embedder = self._task.library.embedder
@@ -353,6 +357,7 @@ class Annotator(anywidget.AnyWidget):
         if self._switching:
             return
         self._concept.feed, self._concept.similar_to = self.feed, self.similar_to
+        self._concept.task.feed = self.feed  # saved: a restarted kernel continues with it
         self._restart_queue()
 
     def _restart_queue(self) -> None:

@@ -28,6 +28,7 @@ on raw features (the folded ``LogisticRegression``, or a ``Pipeline`` of a fixed
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -43,6 +44,18 @@ from va_widgets.learner import quality as Q
 from va_widgets.learner._arrays import available_mb, column_stats, float32_copy, one_blas_thread
 from va_widgets.learner.modal_adapter import ModalLearner
 from va_widgets.linalg import logistic, project, top_k
+
+#: Bounds on a restored :meth:`ActiveLearningEngine.state` (it is read from a file).
+MAX_VERSION = 10**9
+MAX_REWARDS = 100_000
+
+
+def _valid_rewards(values: Any) -> bool:
+    return (
+        isinstance(values, list)
+        and len(values) <= MAX_REWARDS
+        and all(type(x) in (int, float) and math.isfinite(x) and -1.0 <= x <= 1.0 for x in values)
+    )
 
 
 def default_estimator() -> LogisticRegression:
@@ -573,6 +586,41 @@ class ActiveLearningEngine:
         gain = 0.0 if now is None or before is None else now - before
         self._bandit.credit(lead, gain)
         self.reward_log.append((lead, gain))
+
+    def state(self) -> dict[str, Any]:
+        """What a new engine on the same labels needs to continue this one (JSON-ready): the
+        model version and the auto feed's learned rewards per feed."""
+        rewards = {a: [float(x) for x in r] for a, r in self._bandit.rewards.items()}
+        return {"version": int(self.version), "rewards": rewards}
+
+    def restore(self, state: Mapping[str, Any]) -> list[str]:
+        """Continue from :meth:`state` of an earlier engine; return the fields ignored.
+
+        ``state`` is input (read from a file): a version that is not an int in
+        [0, MAX_VERSION], or rewards that are not lists of at most MAX_REWARDS finite numbers
+        in [-1, 1] for known feeds, are ignored and named in the result. The version never
+        goes back (it only increases), and rewards replace the bandit's.
+        """
+        ignored = []
+        version = state.get("version")
+        if version is not None:
+            if type(version) is int and 0 <= version <= MAX_VERSION:
+                self.version = max(self.version, version)
+            else:
+                ignored.append(f"version={version!r:.40}")
+        rewards = state.get("rewards")
+        if rewards is not None:
+            if isinstance(rewards, Mapping) and all(
+                _valid_rewards(rewards.get(a)) for a in rewards
+            ):
+                for arm, values in rewards.items():
+                    if arm in self._bandit.rewards:
+                        self._bandit.rewards[arm] = [float(x) for x in values]
+                    else:
+                        ignored.append(f"rewards of unknown feed {arm!r:.40}")
+            else:
+                ignored.append("rewards (not lists of finite numbers in [-1, 1])")
+        return ignored
 
     def feed_stats(self):
         """Per-arm batches led, mean reward (gain of the AP estimate), UCB value, probability.
