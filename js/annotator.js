@@ -21,7 +21,7 @@ import { Selection } from "./src/selection.js";
 import { createStatus } from "./src/status.js";
 
 // Actions that need a live kernel: refused while it does not answer (see src/link.js).
-const NEEDS_KERNEL = new Set(["accept", "reject", "accept_page", "reject_page", "skip", "undo", "play", "open", "similar"]);
+const NEEDS_KERNEL = new Set(["positive", "negative", "positive_page", "negative_page", "skip", "undo", "play", "open", "similar"]);
 // Keys of the large player (not configurable): frame steps.
 const FRAME_KEYS = { ",": -1, ArrowLeft: -1, ".": +1, ArrowRight: +1 };
 const STATUS_DELAY_MS = 400; // quiet time after the last label before the quality is refreshed
@@ -142,11 +142,11 @@ function render({ model, el }) {
       return update();
     }
     switch (action) {
-      case "accept":
-      case "reject":
+      case "positive":
+      case "negative":
         return selection.size ? decide(action, selection.inOrder(queue.pageIds)) : decide(action);
-      case "accept_page":
-      case "reject_page":
+      case "positive_page":
+      case "negative_page":
         return decide(action.replace("_page", ""), queue.undecidedOnPage);
       case "skip":
         return decide(action);
@@ -233,7 +233,7 @@ function render({ model, el }) {
       return ++item.seq;
     });
     const ids = items.map((item) => item.clip_id);
-    const content = decision === "skip" ? { kind: "skip", task: shownTask(), clip_id: ids[0] } : { kind: "label", task: shownTask(), clip_ids: ids, label: decision === "accept" };
+    const content = decision === "skip" ? { kind: "skip", task: shownTask(), clip_id: ids[0] } : { kind: "label", task: shownTask(), clip_ids: ids, label: decision === "positive" };
     const [first] = items;
     const what = `${DECISION_TEXT[decision]}: ${items.length > 1 ? `${items.length} clips` : `${first.video} ${formatSeconds(first.start_seconds)}`}`;
     const settle = (state) => items.forEach((item, i) => item.seq === seqs[i] && (item.state = state));
@@ -292,7 +292,7 @@ function render({ model, el }) {
   // undid clips: Python's replies reach every view, so this one shows the decisions too.
   function onOtherView(msg) {
     if (!Array.isArray(msg.clip_ids) || !["ack", "undone"].includes(msg.kind) || msg.task !== shownTask()) return;
-    const decision = msg.kind === "undone" ? null : msg.label === true ? "accept" : msg.label === false ? "reject" : "skip";
+    const decision = msg.kind === "undone" ? null : msg.label === true ? "positive" : msg.label === false ? "negative" : "skip";
     applyScores(msg.scores);
     for (const clipId of msg.clip_ids) {
       const item = queue.decidedElsewhere(String(clipId), decision);
@@ -324,7 +324,7 @@ function render({ model, el }) {
         if (msg.epoch !== epoch || msg.task !== shownTask()) return; // a feed or concept change overtook it
         if (msg.clips.length === 0 && asked === epoch) exhausted = true;
         // Cards are built now, so that showing the next page only inserts them.
-        for (const item of queue.add(makeItems(msg.clips, buffers, (id) => queue.accepts(id)))) cards.cardOf(item);
+        for (const item of queue.add(makeItems(msg.clips, buffers, (id) => queue.admits(id)))) cards.cardOf(item);
       })
       .catch(showError)
       .finally(() => {
@@ -413,7 +413,7 @@ function render({ model, el }) {
 
   function renderStatus() {
     const sc = model.get("shortcuts");
-    const selected = selection.size ? `${selection.size} selected: ${keyName(sc.accept[0])} / ${keyName(sc.reject[0])} label them, Esc clears` : "";
+    const selected = selection.size ? `${selection.size} selected: ${keyName(sc.positive[0])} / ${keyName(sc.negative[0])} label them, Esc clears` : "";
     status.render(root, { note: [note, selected].filter(Boolean).join(" · "), failed: lastEventFailed });
   }
 

@@ -170,7 +170,7 @@ def test_a_page_is_one_action_one_transaction_one_undo(lib, tmp_path):
     undone, buffers = rec.request("undo")  # one step undoes the whole page
     assert undone["clip_ids"] == ids[1:]
     assert [c["clip_id"] for c in undone["clips"]] == ids[1:]
-    assert [c["previous"] for c in undone["clips"]] == ["accept"] * 7
+    assert [c["previous"] for c in undone["clips"]] == ["positive"] * 7
     assert len(buffers) == sum(c["n_frames"] for c in undone["clips"])
     assert ann.counts == {"positives": 0, "negatives": 1, "skipped": 0}
     assert ann._queue[:7] == ids[1:]
@@ -189,12 +189,12 @@ def test_review_and_undo_clips_carry_the_decision_given_before(lib, tmp_path):
     ann.feed = "review"  # the view still holds these clips, decided
     reply, _ = rec.request("more", n=8, have=ids)
     assert {c["clip_id"]: c["previous"] for c in reply["clips"]} == {
-        c: "accept" if label else "reject" for c, label in given.items()
+        c: "positive" if label else "negative" for c, label in given.items()
     }
     rec.request("label", clip_ids=[ids[0]], label=False)  # a mistake corrected in review
     other = next(c for c in lib.clips["clip_id"] if c not in given)
     rec.request("skip", clip_id=other)
-    for undone, was in [(other, "skip"), (ids[0], "reject")]:
+    for undone, was in [(other, "skip"), (ids[0], "negative")]:
         reply, _ = rec.request("undo")
         assert reply["clip_ids"] == [undone] and [c["previous"] for c in reply["clips"]] == [was]
     assert ann.task.labels().set_index("clip_id")["label"].to_dict() == given
@@ -389,13 +389,37 @@ def test_constructor_checks_its_arguments(lib, tmp_path):
 
 
 def test_shortcuts_are_configurable_and_checked(lib, tmp_path):
-    ann, _ = make_annotator(lib, tmp_path, shortcuts={"accept": "y", "reject": ["n", "x"]})
-    assert ann.shortcuts["accept"] == ["y"] and ann.shortcuts["reject"] == ["n", "x"]
+    ann, _ = make_annotator(lib, tmp_path, shortcuts={"positive": "y", "negative": ["n", "x"]})
+    assert ann.shortcuts["positive"] == ["y"] and ann.shortcuts["negative"] == ["n", "x"]
     assert ann.shortcuts["undo"] == DEFAULT_KEYS["undo"]
+    assert set(DEFAULT_KEYS) >= {"positive", "negative", "positive_page", "negative_page"}
+    assert not {"accept", "reject", "accept_page", "reject_page"} & set(ann.shortcuts)
     with pytest.raises(traitlets.TraitError, match="unknown key action"):
         ann.shortcuts = {"launch": ["l"]}
     with pytest.raises(traitlets.TraitError, match="must be a key name"):
-        ann.shortcuts = {"accept": []}
+        ann.shortcuts = {"positive": []}
+
+
+def test_old_shortcut_names_still_work_with_a_deprecation_warning(lib, tmp_path):
+    with pytest.warns(
+        DeprecationWarning,
+        match=r"shortcuts\['accept'\] is deprecated; use shortcuts\['positive'\]",
+    ) as seen:
+        ann, _ = make_annotator(lib, tmp_path, shortcuts={"accept": "y"})
+    assert seen[0].filename == __file__  # names the caller's line: shown in a notebook
+    assert ann.shortcuts["positive"] == ["y"] and "accept" not in ann.shortcuts
+    with pytest.warns(DeprecationWarning) as seen:
+        ann.shortcuts = {"reject": ["n"], "reject_page": ["N"], "accept_page": ["Y"]}
+    assert sorted(str(w.message) for w in seen) == [
+        "shortcuts['accept_page'] is deprecated; use shortcuts['positive_page']",
+        "shortcuts['reject'] is deprecated; use shortcuts['negative']",
+        "shortcuts['reject_page'] is deprecated; use shortcuts['negative_page']",
+    ]
+    assert seen[0].filename == __file__
+    assert (ann.shortcuts["negative"], ann.shortcuts["negative_page"]) == (["n"], ["N"])
+    assert ann.shortcuts["positive_page"] == ["Y"] and ann.shortcuts["positive"] == ["a"]
+    with pytest.warns(DeprecationWarning), pytest.raises(traitlets.TraitError, match="both"):
+        ann.shortcuts = {"accept": ["y"], "positive": ["p"]}
 
 
 def test_every_synced_trait_is_documented():
@@ -552,7 +576,7 @@ def test_several_concepts_each_its_own_task_feed_and_queue(lib, tmp_path):
     assert ack["task"] == "night" and ann.counts["positives"] == 1
     assert ann.concept_counts == {"car": 4, "night": 1}
     decided, _ = rec.request("decisions", task="car", clip_ids=page)
-    assert decided["decisions"] == dict(zip(page, ["accept"] * 2 + ["reject"] * 2, strict=True))
+    assert decided["decisions"] == dict(zip(page, ["positive"] * 2 + ["negative"] * 2, strict=True))
 
     undone, _ = rec.request("undo", task="car")  # car's last action, not night's
     assert undone["task"] == "car" and undone["clip_ids"] == page[2:]

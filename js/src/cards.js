@@ -4,7 +4,7 @@
 import { showFrame } from "./flipbook.js";
 import { attr, formatScore, formatSeconds, h, setText } from "./dom.js";
 
-export const DECISION_TEXT = { accept: "positive", reject: "negative", skip: "skipped" };
+export const DECISION_TEXT = { positive: "positive", negative: "negative", skip: "skipped" };
 const STATE_SUFFIX = { pending: " …", unconfirmed: " (not confirmed yet)", unsaved: " (not confirmed saved)", error: " (not saved)" };
 
 /**

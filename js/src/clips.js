@@ -34,7 +34,7 @@ export function makeItems(clips, buffers, wanted = (_clipId) => true) {
       ready,
       frame: 0,
       lastFlip: 0,
-      decision: null, // "accept" | "reject" | "skip"
+      decision: null, // "positive" | "negative" | "skip"
       state: "new", // "new" | "pending" | "saved" | "error"
       seq: 0, // increments with each event sent for this clip
       videoUrl: null,

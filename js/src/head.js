@@ -53,7 +53,7 @@ export function orderText(feed, source, version) {
 export function scoreTitle(task, version) {
   return version > 0
     ? `Score: the model's probability (model v${version}) that this clip shows ${task}`
-    : "Score: none yet; the model trains once there is a yes and a no label";
+    : "Score: none yet; the model trains once there is a positive and a negative label";
 }
 
 /**

@@ -5,10 +5,10 @@ import { attr, h } from "./dom.js";
 /** @typedef {Record<string, string[]>} Shortcuts action -> keys */
 
 export const ACTIONS = {
-  accept: "Accept: the clip (or every selected clip) shows the concept",
-  reject: "Reject: the clip (or every selected clip) does not show it",
-  accept_page: "Accept every undecided clip on this page",
-  reject_page: "Reject every undecided clip on this page",
+  positive: "Positive: the clip (or every selected clip) shows the concept",
+  negative: "Negative: the clip (or every selected clip) does not show it",
+  positive_page: "Positive: every undecided clip on this page",
+  negative_page: "Negative: every undecided clip on this page",
   skip: "Skip: not sure, do not ask again",
   undo: "Undo the last action (a label, a skip or a whole page)",
   prev: "Previous clip (with Shift: select from here)",
@@ -18,7 +18,9 @@ export const ACTIONS = {
   similar: "More clips like this one (similar feed)",
   help: "Show or hide this help",
 };
-const BUTTON_TEXT = { accept_page: "Page yes", reject_page: "Page no" };
+const BUTTON_TEXT = { positive_page: "Page positive", negative_page: "Page negative" };
+/** The text of an action's button: "Positive", "Page positive", "Undo"... @param {string} action */
+export const buttonText = (action) => BUTTON_TEXT[action] ?? action[0].toUpperCase() + action.slice(1);
 /** Actions a held key repeats (the others act once per press). */
 const REPEATING = new Set(["next", "prev"]);
 const KEY_NAMES = { " ": "Space", ArrowLeft: "←", ArrowRight: "→", ArrowUp: "↑", ArrowDown: "↓" };
@@ -89,7 +91,7 @@ export function createKeyViews({ onAction, onClose }) {
         );
         const b = buttons[action];
         b.textContent = "";
-        b.append(BUTTON_TEXT[action] ?? action[0].toUpperCase() + action.slice(1), h("kbd", { text: hint }));
+        b.append(buttonText(action), h("kbd", { text: hint }));
         attr(b, "aria-label", `${description} (${hint})`);
         attr(b, "aria-keyshortcuts", list.join(" ") || null);
         actionBar.append(b);

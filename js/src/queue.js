@@ -54,7 +54,7 @@ export class Queue {
    * Whether a clip Python serves should become an item: one this view does not hold, or holds
    * decided and saved (or failed), which a feed serves again to be labelled again (review).
    */
-  accepts(clipId) {
+  admits(clipId) {
     const held = this.items.get(clipId);
     return !held || (Boolean(held.decision) && ["saved", "error"].includes(held.state) && !this.upcoming.includes(clipId));
   }
@@ -66,7 +66,7 @@ export class Queue {
   add(items) {
     const added = [];
     for (const item of items) {
-      if (!this.accepts(item.clip_id)) {
+      if (!this.admits(item.clip_id)) {
         this.release(item);
         continue;
       }

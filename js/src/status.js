@@ -11,7 +11,7 @@ const QUALITY_HELP =
 /** The quality in words: the task's own summary when it gives one, else from the figures. */
 export function qualityText(q) {
   if (q.summary) return q.summary;
-  if (typeof q.ap !== "number") return "quality: not enough labels yet (needs 2 yes and 2 no)";
+  if (typeof q.ap !== "number") return "quality: not enough labels yet (needs 2 positive and 2 negative)";
   return `estimated AP ${q.ap.toFixed(2)} (${q.ci_low.toFixed(2)}–${q.ci_high.toFixed(2)}), cross-validated on your labels`;
 }
 
@@ -23,7 +23,7 @@ export function createStatus(model, link) {
   const count = (name) => h("b", { class: "va-count", "data-testid": `count-${name}` });
   const counters = { positives: count("positives"), negatives: count("negatives"), skipped: count("skipped") };
   const labels = h("b", { "data-testid": "count-labels" });
-  const tally = h("span", { class: "va-stat", "data-testid": "labels" }, [labels, " labels (", counters.positives, " yes, ", counters.negatives, " no, ", counters.skipped, " skipped)"]);
+  const tally = h("span", { class: "va-stat", "data-testid": "labels" }, [labels, " labels (", counters.positives, " positive, ", counters.negatives, " negative, ", counters.skipped, " skipped)"]);
   const left = h("span", { class: "va-stat", "data-testid": "feed-left" });
   const modelVersion = h("span", { "data-testid": "model-version" });
   const quality = h("span", { class: "va-quality", "data-testid": "quality" });

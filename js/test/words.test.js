@@ -3,6 +3,8 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { orderText, rankedBy, scoreTitle } from "../src/head.js";
 import { qualityText } from "../src/status.js";
+import { ACTIONS, buttonText } from "../src/keys.js";
+import { decisionText } from "../src/cards.js";
 
 test("the order of the cards is explained for every source a feed reports", () => {
   assert.equal(orderText("top", "model v3", 3), "ranked by model v3, highest score first");
@@ -32,4 +34,22 @@ test("the quality in words: the task's summary first, else the figures, else why
 test("the score on a card says what it is", () => {
   assert.equal(scoreTitle("car-chase", 4), "Score: the model's probability (model v4) that this clip shows car-chase");
   assert.match(scoreTitle("car-chase", 0), /none yet/);
+});
+
+test("one vocabulary for a label: positive and negative in actions, buttons, help and cards", () => {
+  const labelling = ["positive", "negative", "positive_page", "negative_page"];
+  for (const action of labelling) assert.ok(action in ACTIONS, action);
+  assert.deepEqual(labelling.map(buttonText), ["Positive", "Negative", "Page positive", "Page negative"]);
+  assert.match(ACTIONS.positive, /^Positive: /);
+  assert.match(ACTIONS.negative, /^Negative: /);
+  assert.match(ACTIONS.positive_page, /^Positive: every undecided clip/);
+  assert.match(ACTIONS.negative_page, /^Negative: every undecided clip/);
+  const words = [...Object.keys(ACTIONS), ...Object.values(ACTIONS), ...Object.keys(ACTIONS).map(buttonText)].join(" ");
+  assert.doesNotMatch(words, /\b(accept|reject|yes|no)\b/i);
+  assert.equal(decisionText({ decision: "positive" }, "saved"), "positive");
+  assert.match(decisionText({ decision: "negative" }, "pending"), /^negative/);
+  assert.equal(decisionText({ decision: null, previous: "positive", undone: false }, "new"), "was positive");
+  assert.equal(decisionText({ decision: null, previous: "negative", undone: true }, "new"), "undone: negative");
+  assert.equal(qualityText({ ap: null, reason: "need 2" }), "quality: not enough labels yet (needs 2 positive and 2 negative)");
+  assert.match(scoreTitle("car-chase", 0), /a positive and a negative label/);
 });

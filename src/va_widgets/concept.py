@@ -29,8 +29,8 @@ class Origin:
 
 
 def decision_word(kind: str, label: bool | None) -> str:
-    """The front end's word for a label event: "accept", "reject" or "skip"."""
-    return "skip" if kind == "skip" else "accept" if label else "reject"
+    """The front end's word for a label event: "positive", "negative" or "skip"."""
+    return "skip" if kind == "skip" else "positive" if label else "negative"
 
 
 @dataclass
@@ -110,13 +110,13 @@ class Concept:
         return undone, was
 
     def labels_of(self, clip_ids: list[str]) -> dict[str, str]:
-        """The current label of each labelled clip among ``clip_ids``: "accept" or "reject"."""
+        """The current label of each labelled clip among ``clip_ids``: "positive" or "negative"."""
         if not clip_ids:
             return {}
         labels = self.task.engine.labels  # library row -> label
         rows = self.task.library.rows(clip_ids)
         return {
-            c: "accept" if labels[int(r)] else "reject"
+            c: "positive" if labels[int(r)] else "negative"
             for c, r in zip(clip_ids, rows, strict=True)
             if int(r) in labels
         }

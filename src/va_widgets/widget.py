@@ -24,7 +24,7 @@ any failed request                                 ``{kind: "error", id, request
 =================================================  ================================================
 
 An ``ack`` comes after the store committed the action. ``decisions`` maps each held clip
-labelled or skipped in that concept to "accept", "reject" or "skip" (a view that switched
+labelled or skipped in that concept to "positive", "negative" or "skip" (a view that switched
 concept shows them on the same page).
 
 Every field of a front-end message is checked (:mod:`va_widgets.messages`) before it is used;
@@ -44,8 +44,8 @@ view ignores other views' replies except the ``ack`` of labels or a skip and the
 clips it shows, which it applies, so all views show the same decisions.
 
 ``meta`` is ``{clip_id, video, start_seconds, end_seconds, score, feed, n_frames, previous}``
-(``previous``: the decision the clip had, "accept"/"reject", e.g. in the review feed, or the
-one an ``undone`` reply undid, "accept"/"reject"/"skip"; None when there is none); the frames
+(``previous``: the decision the clip had, "positive"/"negative", e.g. in the review feed, or the
+one an ``undone`` reply undid, "positive"/"negative"/"skip"; None when there is none); the frames
 (JPEG bytes) of all clips follow each other in the message's buffers. A feed change (the
 ``feed`` trait) empties the queue and increments ``_epoch``; replies of an older epoch are stale.
 """
@@ -53,7 +53,10 @@ one an ``undone`` reply undid, "accept"/"reject"/"skip"; None when there is none
 from __future__ import annotations
 
 import io
+import sys
 import traceback
+import types
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -84,10 +87,10 @@ BUILD_COMMAND = "cd js && npm ci && npm run build"
 
 #: action -> keys (``KeyboardEvent.key`` values); override any of them with ``shortcuts={...}``
 DEFAULT_KEYS: dict[str, list[str]] = {
-    "accept": ["a"],
-    "reject": ["x"],
-    "accept_page": ["A"],
-    "reject_page": ["X"],
+    "positive": ["a"],
+    "negative": ["x"],
+    "positive_page": ["A"],
+    "negative_page": ["X"],
     "skip": [" "],
     "undo": ["Backspace"],
     "next": ["ArrowRight", "ArrowDown", "j"],
@@ -97,9 +100,29 @@ DEFAULT_KEYS: dict[str, list[str]] = {
     "similar": ["s"],
     "help": ["?"],
 }
+#: deprecated action names (0.1) -> the action they now name; accepted with a DeprecationWarning
+OLD_ACTIONS: dict[str, str] = {
+    "accept": "positive",
+    "reject": "negative",
+    "accept_page": "positive_page",
+    "reject_page": "negative_page",
+}
 _WIDGET_OPTIONS = ("feed", "shortcuts", "batch_size", "prefetch", "target", "layout")
 _MAX_BATCH = 64
 _MAX_HAVE = 4096  # clip ids a view may hold (pages kept for going back, prefetched clips)
+
+
+def _caller_level() -> int:
+    """The ``stacklevel`` of the first frame outside va_widgets and the widget libraries, so
+    that a warning raised in a trait validator names the user's line (and shows in a notebook)."""
+    frame: types.FrameType | None = sys._getframe(1)
+    level = 1
+    while frame is not None and frame.f_globals.get("__name__", "").split(".")[0] in _LIBRARIES:
+        frame, level = frame.f_back, level + 1
+    return level
+
+
+_LIBRARIES = frozenset({"va_widgets", "traitlets", "ipywidgets", "anywidget"})
 
 
 def _static_file(name: str) -> Path:
@@ -319,7 +342,20 @@ class Annotator(anywidget.AnyWidget):
     # -- traits ---------------------------------------------------------------------------
     @t.validate("shortcuts")
     def _validate_shortcuts(self, proposal: Any) -> dict[str, list[str]]:
-        value = proposal["value"]
+        value = dict(proposal["value"])
+        for old, new in OLD_ACTIONS.items():
+            if old not in value:
+                continue
+            warnings.warn(
+                f"shortcuts[{old!r}] is deprecated; use shortcuts[{new!r}]",
+                DeprecationWarning,
+                stacklevel=_caller_level(),
+            )
+            if new in value:
+                raise t.TraitError(
+                    f"shortcuts has both {old!r} (deprecated) and {new!r}; keep {new!r} only"
+                )
+            value[new] = value.pop(old)
         unknown = sorted(set(value) - set(DEFAULT_KEYS))
         if unknown:
             raise t.TraitError(
