@@ -339,7 +339,7 @@ def test_two_views_of_one_widget_agree(
     clip = press(page, "a")  # in the first view
     page.wait_for_function(
         "([sel, id]) => { const [cur, d] = (" + _VIEW_JS + ")([sel, 1, id]);"
-        " return d === 'accept' && cur && cur !== id; }",
+        " return d === 'positive' && cur && cur !== id; }",
         arg=[ROOT, clip],
     )
     second = page.locator(ROOT).nth(1)

@@ -84,13 +84,13 @@ def test_several_concepts_on_one_page(
     page.keyboard.press("a")
     page.keyboard.press("x")
     _wait_labels(page, "car", 2)
-    second = next(c for c, d in _decisions(page).items() if d == "reject")
+    second = next(c for c, d in _decisions(page).items() if d == "negative")
     on_page = list(_decisions(page))
 
     page.keyboard.press("2")  # night, on the same page
     _wait_labels(page, "night", 0)
     assert list(_decisions(page)) == on_page and set(_decisions(page).values()) == {""}
-    page.click(f"{ROOT} [data-clip-id='{first}']")  # labelled yes for car: now for night
+    page.click(f"{ROOT} [data-clip-id='{first}']")  # labelled positive for car: now for night
     page.keyboard.press("x")
     _wait_labels(page, "night", 1)
     assert _tabs(page) == [("1 car · 2", "false"), ("2 night · 1", "true")]
@@ -99,10 +99,10 @@ def test_several_concepts_on_one_page(
     _wait_labels(page, "car", 2)
     page.wait_for_function(
         "([sel, id]) => document.querySelector(sel)"
-        ".querySelector(`[data-clip-id='${id}']`).dataset.decision === 'accept'",
+        ".querySelector(`[data-clip-id='${id}']`).dataset.decision === 'positive'",
         arg=[ROOT, first],
     )
-    assert _decisions(page)[second] == "reject"
+    assert _decisions(page)[second] == "negative"
     assert _stored(store) == {"car": {first: True, second: False}, "night": {first: False}}
     assert cell_count(page) == n_cells
     cell_types = page.evaluate(

@@ -98,7 +98,7 @@ def test_large_player_scrubs_steps_and_labels(
     second = current(page)
     _wait_playing(page, second)
     wait_saved(page, {"positives": 1, "negatives": 0, "skipped": 0})
-    assert page.get_attribute(f"{ROOT} [data-clip-id='{first}']", "data-decision") == "accept"
+    assert page.get_attribute(f"{ROOT} [data-clip-id='{first}']", "data-decision") == "positive"
 
     page.keyboard.press("Escape")  # back to the grid
     page.wait_for_function("(p) => document.querySelector(p).hidden", arg=PLAYER)

@@ -50,7 +50,7 @@ def test_progress_feeds_and_order_in_plain_words(
     )
     wait_widget(page)
     page.evaluate(TRACK_JS, ROOT)
-    assert _text(page, "labels") == "0 labels (0 yes, 0 no, 0 skipped)"
+    assert _text(page, "labels") == "0 labels (0 positive, 0 negative, 0 skipped)"
     assert _text(page, "feed-left") == "36 clips left in auto"
     assert _text(page, "target-text").strip() == "0 of 12 labels"
     assert _text(page, "quality").startswith("no estimate yet")  # the task's own words
@@ -74,7 +74,7 @@ def test_progress_feeds_and_order_in_plain_words(
         press(page, key)
     wait_saved(page, {"positives": 3, "negatives": 3, "skipped": 0})
     _wait_quality_of(page, 6)
-    assert _text(page, "labels") == "6 labels (3 yes, 3 no, 0 skipped)"
+    assert _text(page, "labels") == "6 labels (3 positive, 3 negative, 0 skipped)"
     assert _text(page, "feed-left") == "30 clips left in auto"
     assert _text(page, "target-text").strip() == "6 of 12 labels"
     assert (

@@ -29,7 +29,7 @@ from annotator_page import (
 pytestmark = pytest.mark.browser
 
 _KERNEL = "window.jupyterapp.shell.currentWidget.sessionContext.session.kernel"
-DECISION_TEXT = {"accept": "positive", "reject": "negative", "skip": "skipped"}
+DECISION_TEXT = {"positive": "positive", "negative": "negative", "skip": "skipped"}
 
 
 def _run_in_background(page: Any, code: str) -> None:
@@ -155,7 +155,7 @@ def test_a_restarted_kernel_leaves_a_view_that_says_so(
     for key in ["a", "Space", "Backspace"]:
         _refused(page, key)
     assert page.get_attribute(_card(saved), "data-state") == "saved"
-    assert page.locator(f"{ROOT} [data-testid=action-accept]").is_disabled()
+    assert page.locator(f"{ROOT} [data-testid=action-positive]").is_disabled()
     assert page.locator(f"{ROOT} [data-testid=feed-select]").is_disabled()
     assert _stored(store) == {saved: True}
     print(f"restart test: {time.monotonic() - t0:.1f} s")
@@ -174,7 +174,7 @@ def test_review_in_the_view_that_labelled(
     page.evaluate(TRACK_JS, ROOT)
     given: dict[str, str] = {}
     for key in "axaxax":
-        given[press(page, key)] = "accept" if key == "a" else "reject"
+        given[press(page, key)] = "positive" if key == "a" else "negative"
     wait_saved(page, {"positives": 3, "negatives": 3, "skipped": 0})
 
     switch_feed(page, "review")
@@ -192,14 +192,14 @@ def test_review_in_the_view_that_labelled(
         "review"
     )
     clip = current(page)
-    fixed = "reject" if given[clip] == "accept" else "accept"
-    assert press(page, "a" if fixed == "accept" else "x") == clip
-    n_pos = sum(d == "accept" for d in given.values()) + (1 if fixed == "accept" else -1)
+    fixed = "negative" if given[clip] == "positive" else "positive"
+    assert press(page, "a" if fixed == "positive" else "x") == clip
+    n_pos = sum(d == "positive" for d in given.values()) + (1 if fixed == "positive" else -1)
     wait_saved(page, {"positives": n_pos, "negatives": 6 - n_pos, "skipped": 0})
-    assert _stored(store)[clip] is (fixed == "accept")
+    assert _stored(store)[clip] is (fixed == "positive")
 
     undo(page, clip)
     assert _decision_text(page, clip) == f"undone: {DECISION_TEXT[fixed]}"
     wait_saved(page, {"positives": 3, "negatives": 3, "skipped": 0})
-    assert _stored(store) == {c: d == "accept" for c, d in given.items()}
+    assert _stored(store) == {c: d == "positive" for c, d in given.items()}
     print(f"review test: {time.monotonic() - t0:.1f} s")
