@@ -23,7 +23,7 @@ from marimo_host import MarimoServer
 
 INSTALL_HINT = (
     "browser tests need Chromium at /usr/bin/chromium (run scripts/install-browser.sh, i.e. "
-    "`apt-get install -y chromium`) and `pip install playwright jupyterlab notebook ipykernel` "
+    "`apt-get install -y chromium`) and `pip install playwright jupyterlab notebook ipykernel marimo` "
     "(never `playwright install`)"
 )
 
