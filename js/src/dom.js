@@ -36,3 +36,18 @@ export function formatScore(score) {
 export function formatSeconds(s) {
   return `${Number(s).toFixed(1)} s`;
 }
+
+/**
+ * The focused element, looking inside open shadow roots: in a host that renders widgets in a
+ * shadow root (marimo), `document.activeElement` is only the shadow host.
+ * @param {{ activeElement: Element | null }} [doc]
+ * @returns {Element | null}
+ */
+export function deepActiveElement(doc = document) {
+  let active = doc.activeElement;
+  while (active?.shadowRoot?.activeElement) active = active.shadowRoot.activeElement;
+  return active;
+}
+
+/** Whether `el` has focus, also inside a shadow root. @param {Element} el */
+export const hasFocus = (el) => /** @type {Document | ShadowRoot} */ (el.getRootNode()).activeElement === el;

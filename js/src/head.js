@@ -1,5 +1,5 @@
 // The widget's head: the task, the text query, the feed selector and what ordered the clips.
-import { attr, h, setText } from "./dom.js";
+import { attr, h, hasFocus, setText } from "./dom.js";
 
 /**
  * What ordered the clips fetched last; a model that has retrained since is named too, as the
@@ -116,7 +116,7 @@ export function createHead(model, { onQuery, onHelp, onConcept }) {
   function render(root) {
     taskName.textContent = model.get("task_name");
     renderTabs(root);
-    if (document.activeElement !== queryInput) queryInput.value = model.get("query");
+    if (!hasFocus(queryInput)) queryInput.value = model.get("query");
     const canSearch = model.get("text_search");
     queryInput.disabled = !canSearch;
     queryButton.disabled = !canSearch;

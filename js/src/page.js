@@ -1,5 +1,6 @@
 // What the view learns from the page around it: the notebook's theme, and whether the user is
 // typing somewhere (then the widget must not take the keyboard).
+import { deepActiveElement } from "./dom.js";
 
 /** "dark" or "light": JupyterLab / Notebook 7, VS Code, else the system's preference. */
 export function pageTheme() {
@@ -19,11 +20,12 @@ export function watchTheme(onChange) {
 }
 
 /**
- * Whether the user is typing somewhere: a text field, or an editor with text in it. The empty
- * cell JupyterLab adds (in edit mode) after Shift+Enter on the last cell does not count.
+ * Whether the user is typing somewhere (also inside a shadow root, as in marimo): a text field,
+ * or an editor with text in it. The empty cell JupyterLab adds (in edit mode) after Shift+Enter
+ * on the last cell does not count.
  */
 export function typingElsewhere() {
-  const active = /** @type {HTMLElement | null} */ (document.activeElement);
+  const active = /** @type {HTMLElement | null} */ (deepActiveElement());
   if (active instanceof HTMLInputElement || active instanceof HTMLTextAreaElement || active instanceof HTMLSelectElement) return true;
   return Boolean(active?.isContentEditable && active.textContent?.trim());
 }

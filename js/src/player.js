@@ -2,7 +2,7 @@
 // sends the time of each frame; the bytes become a Blob URL kept with the item (revoked when the
 // item is released). Two ways to watch it: in its card (the play key), or large (the open key)
 // with a scrubber and frame stepping, where the label keys still label it.
-import { formatSeconds, h, setText } from "./dom.js";
+import { formatSeconds, h, hasFocus, setText } from "./dom.js";
 
 /**
  * The frame to step to from `now` (seconds): the next one (+1) or the previous one (-1) of
@@ -96,7 +96,7 @@ export function createPlayer({ rpc, cardOf, showError, onClose }) {
     const frame = Math.max(0, times.filter((t) => t <= now + 1e-3).length - 1);
     setText(position, times.length ? `frame ${frame + 1} / ${times.length} · ${formatSeconds(now)}` : formatSeconds(now));
     el.dataset.frame = String(frame);
-    if (document.activeElement !== scrubber) scrubber.value = String(now);
+    if (!hasFocus(scrubber)) scrubber.value = String(now);
     el.dataset.paused = String(video.paused);
   }
   video.addEventListener("timeupdate", renderPosition);

@@ -1,7 +1,7 @@
 """Fixtures for tests that drive a real JupyterLab / Notebook 7 in headless Chromium.
 
 Needs Debian's Chromium at /usr/bin/chromium (scripts/install-browser.sh) and the pip
-packages playwright, jupyterlab, notebook, ipykernel. Without them the tests are skipped,
+packages playwright, jupyterlab, notebook, ipykernel (and marimo for test_marimo.py). Without them the tests are skipped,
 except when CI=true: then they fail, because a skipped browser test must not pass CI.
 """
 
@@ -19,10 +19,11 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 from harness import CHROMIUM, JupyterServer, launch_chromium
+from marimo_host import MarimoServer
 
 INSTALL_HINT = (
     "browser tests need Chromium at /usr/bin/chromium (run scripts/install-browser.sh, i.e. "
-    "`apt-get install -y chromium`) and `pip install playwright jupyterlab notebook ipykernel` "
+    "`apt-get install -y chromium`) and `pip install playwright jupyterlab notebook ipykernel marimo` "
     "(never `playwright install`)"
 )
 
@@ -114,6 +115,32 @@ def start_jupyter(
         server.stop()
         if _failed(request):
             print(f"--- {server.app} server log ({server.log_path}) ---\n{server.log_tail()}")
+
+
+@pytest.fixture
+def start_marimo(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[Callable[..., MarimoServer]]:
+    """Factory: start_marimo(notebook, mode="edit"|"run", env=...) -> running marimo server.
+
+    Stopped after the test; if the test failed, the tail of its log is printed.
+    """
+    servers: list[MarimoServer] = []
+
+    def start(notebook: Path, mode: Literal["edit", "run"] = "edit", **kwargs: Any) -> MarimoServer:
+        missing = _missing() + [m for m in ("marimo",) if importlib.util.find_spec(m) is None]
+        if missing:
+            _unavailable(f"missing: {', '.join(missing)}")
+        server = MarimoServer(tmp_path / f"marimo{len(servers)}", notebook, mode=mode, **kwargs)
+        servers.append(server)
+        server.tmp_dir.mkdir(parents=True, exist_ok=True)
+        return server.start()
+
+    yield start
+    for server in servers:
+        server.stop()
+        if _failed(request):
+            print(f"--- marimo {server.mode} log ({server.log_path}) ---\n{server.log_tail()}")
 
 
 @pytest.fixture

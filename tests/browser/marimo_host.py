@@ -1,0 +1,134 @@
+"""Drive a real marimo server (edit or run mode) in headless Chromium from pytest.
+
+marimo hosts an anywidget through ``mo.ui.anywidget(widget)`` and renders it inside the open
+shadow root of a ``<marimo-anywidget>`` element: Playwright locators pierce it, but
+``document.querySelector`` does not, hence ``DEEP_JS`` below.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Literal
+
+from harness import SERVER_START_S, SERVER_STOP_S, _free_port
+
+# `deep(sel)`: the first element matching `sel` in the document or in any open shadow root.
+DEEP_JS = """
+window.__vaDeep = window.__vaDeep || function deep(sel, root = document) {
+  const hit = root.querySelector(sel);
+  if (hit) return hit;
+  for (const el of root.querySelectorAll('*')) {
+    if (el.shadowRoot) { const h = deep(sel, el.shadowRoot); if (h) return h; }
+  }
+  return null;
+};
+"""
+
+
+def write_marimo_notebook(path: Path, cells: list[str]) -> Path:
+    """A marimo notebook file: each source in `cells` one self-contained cell (no names shared)."""
+    lines = ["import marimo", "", "app = marimo.App()"]
+    for src in cells:
+        body = "\n".join(f"    {line}" if line else "" for line in src.splitlines())
+        lines += ["", "", "@app.cell", "def _():", body, "    return"]
+    lines += ["", "", 'if __name__ == "__main__":', "    app.run()", ""]
+    path.write_text("\n".join(lines))
+    return path
+
+
+class MarimoServer:
+    """`marimo edit` or `marimo run` on one notebook, headless, no token, in its own session.
+
+    Its user config (under `tmp_dir`) runs every cell when the notebook opens in edit mode
+    (marimo's `runtime.auto_instantiate`), as run mode always does.
+    """
+
+    def __init__(
+        self,
+        tmp_dir: Path,
+        notebook: Path,
+        mode: Literal["edit", "run"] = "edit",
+        env: dict[str, str] | None = None,
+    ) -> None:
+        self.tmp_dir = Path(tmp_dir)
+        self.notebook = Path(notebook)
+        self.mode = mode
+        self.extra_env = dict(env or {})
+        self.log_path = self.tmp_dir / f"marimo-{mode}.log"
+        self.port = 0
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> MarimoServer:
+        config = self.tmp_dir / "config" / "marimo"
+        config.mkdir(parents=True, exist_ok=True)
+        (config / "marimo.toml").write_text("[runtime]\nauto_instantiate = true\n")
+        for sub in ("cache", "state"):
+            (self.tmp_dir / sub).mkdir(exist_ok=True)
+        env = {
+            **os.environ,
+            "XDG_CONFIG_HOME": str(self.tmp_dir / "config"),
+            "XDG_CACHE_HOME": str(self.tmp_dir / "cache"),
+            "XDG_STATE_HOME": str(self.tmp_dir / "state"),
+            **self.extra_env,
+        }
+        self.port = _free_port()
+        cmd = [
+            sys.executable, "-m", "marimo", self.mode, str(self.notebook),
+            "--headless", "--no-token", "--host", "127.0.0.1", "--port", str(self.port),
+        ]  # fmt: skip
+        if self.mode == "edit":
+            cmd.append("--skip-update-check")
+        with open(self.log_path, "wb") as log:
+            self.proc = subprocess.Popen(
+                cmd,
+                env=env,
+                cwd=self.notebook.parent,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self._wait_until_up()
+        return self
+
+    def _wait_until_up(self) -> None:
+        assert self.proc is not None
+        deadline = time.monotonic() + SERVER_START_S
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"marimo {self.mode} exited early:\n{self.log_tail()}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/health", timeout=5) as r:
+                    if r.status == 200:
+                        return
+            except OSError:
+                pass
+            time.sleep(0.2)
+        self.stop()
+        raise TimeoutError(f"marimo not up in {SERVER_START_S} s:\n{self.log_tail()}")
+
+    def log_tail(self, n: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
+        except OSError:
+            return "(no log)"
+
+    def stop(self) -> None:
+        """SIGTERM to the server's process group (its kernel goes with it), then SIGKILL."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(SERVER_STOP_S)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(SERVER_STOP_S)
