@@ -187,8 +187,9 @@ def score_timeline(
             alpha=0.3,
             linewidth=0,
         )
-    names = [_short(Path(str(v)).name, max_label) for v in videos]
-    ax.set_yticks([lane[v] for v in videos], names, fontsize="small" if n <= 20 else "x-small")
+    bottom_up = videos[::-1]  # ticks in ascending position: the top strip comes last
+    names = [_short(Path(str(v)).name, max_label) for v in bottom_up]
+    ax.set_yticks(range(n), names, fontsize="small" if n <= 20 else "x-small")
     ax.set_ylim(-0.6, n - 0.4)
     end = pd.to_numeric(scores["end_seconds"], errors="coerce").max()
     ax.set_xlim(0, float(end) if np.isfinite(end) and end > 0 else 1.0)

@@ -212,7 +212,7 @@ def write_segments(
     if not isinstance(text, str) or not text.strip():
         raise ValueError("segments output path is empty; give a .csv, .parquet, .vtt or folder")
     path = Path(text).expanduser()
-    names = list(dict.fromkeys([*(videos or []), *segments["video"]]))
+    names = list(dict.fromkeys([*(() if videos is None else videos), *segments["video"]]))
     if path.suffix.lower() == ".csv":
         path.parent.mkdir(parents=True, exist_ok=True)
         segments.to_csv(path, index=False)
