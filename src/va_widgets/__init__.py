@@ -40,6 +40,10 @@ _LAZY = {
     "simulate": "va_widgets.task",
     "VideoClassifier": "va_widgets.classifier",
     "load_classifier": "va_widgets.classifier",
+    # the function segments() is not exported here: its name is its module's, which the
+    # import system binds on this package (use clf.segments or va_widgets.segments.segments)
+    "segments_to_webvtt": "va_widgets.segments",
+    "write_segments": "va_widgets.segments",
 }
 
 __all__ = [
@@ -67,7 +71,9 @@ __all__ = [
     "load_classifier",
     "load_default_embedder",
     "make_sample_videos",
+    "segments_to_webvtt",
     "simulate",
+    "write_segments",
 ]
 
 if TYPE_CHECKING:
@@ -78,6 +84,7 @@ if TYPE_CHECKING:
     from va_widgets.library import ClipLibrary
     from va_widgets.media import ClipRule
     from va_widgets.samples import make_sample_videos
+    from va_widgets.segments import segments_to_webvtt, write_segments
     from va_widgets.store import LabelStore
     from va_widgets.task import Task, simulate
     from va_widgets.widget import Annotator

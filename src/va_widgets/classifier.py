@@ -47,6 +47,13 @@ TRUSTED_TYPES = [
 ]
 
 
+#: how :meth:`VideoClassifier.from_task` chooses the classifier's threshold
+THRESHOLD_RULE = (
+    "the score maximising F1 on the out-of-fold (up to 5-fold cross-validated) scores of the "
+    "labelled clips at export"
+)
+
+
 @dataclass(repr=False, eq=False)
 class VideoClassifier(ClassifierMixin, BaseEstimator):
     """A binary clip classifier for one concept, ready to score libraries and new videos.
@@ -67,8 +74,12 @@ class VideoClassifier(ClassifierMixin, BaseEstimator):
     @classmethod
     def from_task(cls, task: Task) -> VideoClassifier:
         """The current classifier of ``task`` with its library's embedder and clip rule."""
+        from va_widgets.segments import f1_threshold
+
         lib = task.library
         quality = task.quality()
+        oof = task.engine.out_of_fold()
+        threshold = None if oof is None else f1_threshold(*oof)
         return cls(
             estimator=task.classifier,
             embedder_spec=lib.embedder_spec,
@@ -85,8 +96,26 @@ class VideoClassifier(ClassifierMixin, BaseEstimator):
                 "estimated_ap_low": quality.ci_low,
                 "estimated_ap_high": quality.ci_high,
                 "n_sampled": quality.n_sampled,
+                # files written before this have no threshold: 0.5 is used for them
+                "threshold": threshold,
+                "threshold_rule": None if threshold is None else THRESHOLD_RULE,
             },
         )
+
+    @property
+    def threshold(self) -> float:
+        """The score at or above which a clip counts as showing the concept in :meth:`segments`.
+
+        Chosen at export (:meth:`from_task`) as the score maximising F1 on the out-of-fold
+        (up to 5-fold cross-validated) scores of the labelled clips; 0.5 for files written
+        before thresholds were exported, or when the task had fewer than 2 positive and 2
+        negative labels. :meth:`predict` keeps 0.5, as scikit-learn classifiers do.
+        """
+        value = self.info.get("threshold")
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return 0.5
+        value = float(value)
+        return value if 0.0 <= value <= 1.0 else 0.5
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the classifier to ``path`` (a ``.skops`` file)."""
@@ -211,6 +240,7 @@ class VideoClassifier(ClassifierMixin, BaseEstimator):
             )
         out = library.clips[["clip_id", "video", "start_seconds", "end_seconds"]].copy()
         out["score"] = self.scores(library.features)
+        out.attrs["threshold"] = self.threshold  # the default of segments(out)
         return out
 
     def score_videos(
@@ -242,11 +272,51 @@ class VideoClassifier(ClassifierMixin, BaseEstimator):
             )
             return self.score_library(lib)
 
-    def plot_timeline(self, scores: pd.DataFrame, *, threshold: float = 0.5) -> Figure:
-        """A per-video score timeline (one row per video) of ``score_videos`` output."""
+    def segments(
+        self,
+        scores: pd.DataFrame,
+        *,
+        threshold: float | None = None,
+        min_gap: float = 0.0,
+        min_length: float = 0.0,
+    ) -> pd.DataFrame:
+        """Where in each video the concept occurs: clips scoring at least ``threshold``
+        merged into intervals (see :func:`va_widgets.segments.segments`).
+
+        ``scores`` is the output of :meth:`score_videos` or :meth:`score_library`;
+        ``threshold`` defaults to :attr:`threshold` (F1-optimal on the out-of-fold scores of
+        the labelled clips at export; 0.5 for older files).
+        """
+        from va_widgets.segments import segments
+
+        return segments(
+            scores,
+            threshold=self.threshold if threshold is None else threshold,
+            min_gap=min_gap,
+            min_length=min_length,
+        )
+
+    def plot_timeline(
+        self,
+        scores: pd.DataFrame,
+        *,
+        threshold: float | None = None,
+        min_gap: float = 0.0,
+        min_length: float = 0.0,
+    ) -> Figure:
+        """One compact figure of ``score_videos`` output: a strip per video, segments shaded.
+
+        ``threshold`` defaults to :attr:`threshold`; see :func:`va_widgets.plots.score_timeline`.
+        """
         from va_widgets.plots import score_timeline
 
-        return score_timeline(scores, threshold=threshold, title=self.task or None)
+        return score_timeline(
+            scores,
+            threshold=self.threshold if threshold is None else threshold,
+            title=self.task or None,
+            min_gap=min_gap,
+            min_length=min_length,
+        )
 
     def _embedder(self) -> Embedder:
         from va_widgets.embedders import embedder_from_spec

@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING
 from va_widgets.errors import VaWidgetsError
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from va_widgets.embedders import Embedder
 
 
@@ -103,8 +105,16 @@ def _export(args: argparse.Namespace) -> int:
 
 def _score(args: argparse.Namespace) -> int:
     from va_widgets.classifier import load_classifier
+    from va_widgets.segments import segments as find_segments
 
     clf = load_classifier(args.classifier)
+    threshold = clf.threshold if args.threshold is None else args.threshold
+    # bad values fail before any video is indexed
+    find_segments(
+        _empty_scores(), threshold=threshold, min_gap=args.min_gap, min_length=args.min_length
+    )
+    if args.segments is not None and not args.segments.strip():
+        raise ValueError("--segments: the output path is empty")
     scores = clf.score_videos(args.videos, cache=args.cache, progress=not args.quiet)
     if args.out:
         if args.out.endswith(".parquet"):
@@ -112,9 +122,29 @@ def _score(args: argparse.Namespace) -> int:
         else:
             scores.to_csv(args.out, index=False)
         print(f"{len(scores)} clip scores written to {args.out}")
-    else:
+    elif args.segments is None:
         print(scores.to_string(index=False))
+    if args.segments is not None:
+        from va_widgets.segments import write_segments
+
+        found = find_segments(
+            scores, threshold=threshold, min_gap=args.min_gap, min_length=args.min_length
+        )
+        written = write_segments(
+            found, args.segments, label=clf.task or "concept", videos=scores["video"]
+        )
+        print(
+            f"{len(found)} segment(s) (score >= {threshold:g}) in "
+            f"{found['video'].nunique()} of {scores['video'].nunique()} video(s) written to "
+            + (str(written[0]) if len(written) == 1 else f"{len(written)} files in {args.segments}")
+        )
     return 0
+
+
+def _empty_scores() -> pd.DataFrame:
+    import pandas as pd
+
+    return pd.DataFrame(columns=["video", "start_seconds", "end_seconds", "score"])
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -174,6 +204,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("videos", nargs="+", help="video files or folders")
     p.add_argument("--out", help="write the scores to this .csv or .parquet file")
     p.add_argument("--cache", help="keep the index of the videos here (default: temporary)")
+    p.add_argument(
+        "--segments",
+        metavar="OUT",
+        help="also write where the concept occurs: OUT ending in .csv or .parquet gets a table "
+        "of segments; a folder (ending in /) gets one WebVTT track <video stem>.vtt per video; "
+        "OUT ending in .vtt gets the track of a single video",
+    )
+    p.add_argument(
+        "--threshold",
+        type=float,
+        help="segment clips scoring at least this (default: the classifier's own, chosen at "
+        "export as the F1-optimal score on the labels' out-of-fold scores; 0.5 for older files)",
+    )
+    p.add_argument(
+        "--min-gap", type=float, default=0.0, help="bridge gaps up to this many seconds (default 0)"
+    )
+    p.add_argument(
+        "--min-length",
+        type=float,
+        default=0.0,
+        help="drop segments shorter than this many seconds (default 0)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(run=_score)
 

@@ -119,38 +119,96 @@ def plot_task(task: Task) -> Figure:
 
 
 def score_timeline(
-    scores: pd.DataFrame, *, threshold: float = 0.5, title: str | None = None
+    scores: pd.DataFrame,
+    *,
+    threshold: float | None = 0.5,
+    title: str | None = None,
+    min_gap: float = 0.0,
+    min_length: float = 0.0,
+    max_label: int = 28,
 ) -> Figure:
-    """Where in each video the concept occurs: one row per video, clip scores over time.
+    """Where in each video the concept occurs: one figure, one thin strip per video.
 
     ``scores`` has one row per clip with ``video``, ``start_seconds``, ``end_seconds`` and
-    ``score`` (as returned by ``VideoClassifier.score_videos``); clips scoring at least
-    ``threshold`` are shaded.
+    ``score`` (as returned by ``VideoClassifier.score_videos``). Each video is a strip on a
+    shared time axis (seconds) with its clip scores drawn as bars of height 0 to 1; the
+    segments of :func:`va_widgets.segments.segments` (clips scoring at least ``threshold``,
+    gaps up to ``min_gap`` bridged, segments shorter than ``min_length`` dropped) are
+    shaded. Strips are sorted by peak score, highest on top; names are cut to ``max_label``
+    characters. One Axes whatever the number of videos; the figure grows 0.25 in per strip,
+    so 50 videos stay readable. ``threshold`` None takes ``scores.attrs["threshold"]``
+    (else 0.5).
     """
     from pathlib import Path
 
-    videos = list(dict.fromkeys(scores["video"]))
-    fig = _figure(figsize=(10, 0.9 + 1.1 * max(1, len(videos))))
-    axes = fig.subplots(max(1, len(videos)), 1, sharex=False, squeeze=False)[:, 0]
+    from va_widgets.segments import segments as find_segments
+
+    found = find_segments(scores, threshold=threshold, min_gap=min_gap, min_length=min_length)
+    used = float(found.attrs["threshold"])
+    values = pd.to_numeric(scores["score"], errors="coerce")
+    peaks = values.groupby(scores["video"], sort=False).max()
+    videos = list(peaks.sort_values(ascending=False, kind="stable", na_position="last").index)
+    n = len(videos)
+    fig = _figure(figsize=(10, 1.2 + 0.25 * max(n, 4)))
+    ax = fig.subplots()
     if not videos:
-        _note(axes[0], "no clips to show")
-    for ax, video in zip(axes, videos, strict=False):
-        clips = scores[scores["video"] == video].sort_values("start_seconds")
-        edges = np.r_[clips["start_seconds"].to_numpy(), clips["end_seconds"].to_numpy()[-1:]]
-        values = clips["score"].to_numpy(dtype=float)
-        ax.stairs(values, edges, color=POSITIVE, linewidth=1.2)
-        ax.stairs(
-            np.where(values >= threshold, values, 0), edges, fill=True, color=POSITIVE, alpha=0.25
+        _note(ax, "no clips to show")
+        return fig
+    height = 0.8  # of the 1.0 each strip has; the rest separates strips
+    lane = {video: n - 1 - i for i, video in enumerate(videos)}  # highest peak on top
+    for video, clips in scores.groupby("video", sort=False):
+        base = lane[video] - height / 2
+        clips = clips.sort_values("start_seconds")
+        edges = np.r_[
+            clips["start_seconds"].to_numpy(float), clips["end_seconds"].to_numpy(float)[-1:]
+        ]
+        heights = np.nan_to_num(pd.to_numeric(clips["score"], errors="coerce").to_numpy(float))
+        starts, ends = clips["start_seconds"].to_numpy(float), clips["end_seconds"].to_numpy(float)
+        contiguous = len(starts) < 2 or np.allclose(starts[1:], ends[:-1])
+        if contiguous:
+            ax.stairs(base + height * heights, edges, baseline=base, fill=True, color=OTHER, lw=0)
+        else:
+            ax.bar(
+                starts,
+                height * heights,
+                width=ends - starts,
+                bottom=base,
+                align="edge",
+                color=OTHER,
+            )
+    ax.broken_barh(
+        [(0, 0)], (0, 0), facecolors=POSITIVE, alpha=0.3, label=f"segment: score ≥ {used:g}"
+    )
+    for row in found.itertuples(index=False):
+        ax.broken_barh(
+            [(row.start_seconds, row.end_seconds - row.start_seconds)],
+            (lane[row.video] - 0.5, 1.0),
+            facecolors=POSITIVE,
+            alpha=0.3,
+            linewidth=0,
         )
-        ax.axhline(threshold, color=OTHER, linewidth=0.8, linestyle="--")
-        ax.set_ylim(0, 1)
-        ax.set_xlim(edges[0], edges[-1])
-        ax.set_ylabel(Path(str(video)).name, rotation=0, ha="right", va="center", fontsize="small")
-        ax.set_yticks([0, threshold, 1])
-    axes[-1].set_xlabel("seconds")
-    if title:
-        fig.suptitle(f"{title}: score over time (shaded: score ≥ {threshold:g})")
+    bottom_up = videos[::-1]  # ticks in ascending position: the top strip comes last
+    names = [_short(Path(str(v)).name, max_label) for v in bottom_up]
+    ax.set_yticks(range(n), names, fontsize="small" if n <= 20 else "x-small")
+    ax.set_ylim(-0.6, n - 0.4)
+    end = pd.to_numeric(scores["end_seconds"], errors="coerce").max()
+    ax.set_xlim(0, float(end) if np.isfinite(end) and end > 0 else 1.0)
+    ax.set_xlabel("seconds")
+    ax.tick_params(axis="y", length=0)
+    for spine in ("top", "right", "left"):
+        ax.spines[spine].set_visible(False)
+    ax.legend(loc="lower right", fontsize="x-small", frameon=False, bbox_to_anchor=(1, 1), ncol=1)
+    heading = "score over time, one strip per video (bar height: score 0-1)"
+    ax.set_title(f"{title}: {heading}" if title else heading, fontsize="medium", loc="left")
     return fig
+
+
+def _short(name: str, limit: int) -> str:
+    """``name`` cut in the middle to ``limit`` characters (the end tells files apart)."""
+    if len(name) <= limit:
+        return name
+    head = max(1, (limit - 1) // 2)
+    return name[:head] + "…" + name[len(name) - max(1, limit - 1 - head) :]
 
 
 def _figure(**kwargs: Any) -> Figure:

@@ -677,6 +677,17 @@ class ActiveLearningEngine:
         self._oof_cache = (self.version, rows, y, p)
         return rows, y, p
 
+    def out_of_fold(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """(labels, out-of-fold P(positive)) of the labelled rows; None if too few labels.
+
+        Up to 5-fold stratified cross-validation; needs 2 positive and 2 negative labels.
+        """
+        oof = self._oof()
+        if oof is None:
+            return None
+        _, y, p = oof
+        return y.copy(), p.copy()
+
     def review(self) -> np.ndarray:
         """Labelled rows, most suspicious first: |label - out-of-fold P(positive)| descending.
 
