@@ -18,7 +18,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from harness import CHROMIUM, JupyterServer, launch_chromium
+from harness import CHROMIUM, JupyterServer, ServerProcess, launch_chromium
 from marimo_host import MarimoServer
 
 INSTALL_HINT = (
@@ -92,21 +92,19 @@ def page(browser: Any, request: pytest.FixtureRequest, tmp_path: Path) -> Iterat
         context.close()
 
 
-@pytest.fixture
-def start_jupyter(
-    tmp_path: Path, request: pytest.FixtureRequest
-) -> Iterator[Callable[..., JupyterServer]]:
-    """Factory: start_jupyter(app="lab"|"notebook", theme=..., env=...) -> running server.
+def _server_factory(
+    request: pytest.FixtureRequest, make: Callable[..., ServerProcess], needs: tuple[str, ...] = ()
+) -> Iterator[Callable[..., Any]]:
+    """A fixture's factory of servers: ``make(i, *args, **kwargs)`` builds the i-th, the factory
+    starts it (or says what is missing); all are stopped after the test, and if the test
+    failed the tail of each log is printed."""
+    servers: list[ServerProcess] = []
 
-    Each server gets its own directory under tmp_path and is stopped after the test; if the
-    test failed, the tail of its log is printed.
-    """
-    servers: list[JupyterServer] = []
-
-    def start(app: Literal["lab", "notebook"] = "lab", **kwargs: Any) -> JupyterServer:
-        if _missing():
-            _unavailable(f"missing: {', '.join(_missing())}")
-        server = JupyterServer(tmp_path / f"{app}{len(servers)}", app=app, **kwargs)
+    def start(*args: Any, **kwargs: Any) -> Any:
+        missing = _missing() + [m for m in needs if importlib.util.find_spec(m) is None]
+        if missing:
+            _unavailable(f"missing: {', '.join(missing)}")
+        server = make(len(servers), *args, **kwargs)
         servers.append(server)
         return server.start()
 
@@ -114,33 +112,34 @@ def start_jupyter(
     for server in servers:
         server.stop()
         if _failed(request):
-            print(f"--- {server.app} server log ({server.log_path}) ---\n{server.log_tail()}")
+            print(f"--- {server.name} log ({server.log_path}) ---\n{server.log_tail()}")
+
+
+@pytest.fixture
+def start_jupyter(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[Callable[..., JupyterServer]]:
+    """Factory: start_jupyter(app="lab"|"notebook", theme=..., env=...) -> running server,
+    each in its own directory under tmp_path."""
+
+    def make(i: int, app: Literal["lab", "notebook"] = "lab", **kwargs: Any) -> JupyterServer:
+        return JupyterServer(tmp_path / f"{app}{i}", app=app, **kwargs)
+
+    yield from _server_factory(request, make)
 
 
 @pytest.fixture
 def start_marimo(
     tmp_path: Path, request: pytest.FixtureRequest
 ) -> Iterator[Callable[..., MarimoServer]]:
-    """Factory: start_marimo(notebook, mode="edit"|"run", env=...) -> running marimo server.
+    """Factory: start_marimo(notebook, mode="edit"|"run", env=...) -> running marimo server."""
 
-    Stopped after the test; if the test failed, the tail of its log is printed.
-    """
-    servers: list[MarimoServer] = []
+    def make(
+        i: int, notebook: Path, mode: Literal["edit", "run"] = "edit", **kwargs: Any
+    ) -> MarimoServer:
+        return MarimoServer(tmp_path / f"marimo{i}", notebook, mode=mode, **kwargs)
 
-    def start(notebook: Path, mode: Literal["edit", "run"] = "edit", **kwargs: Any) -> MarimoServer:
-        missing = _missing() + [m for m in ("marimo",) if importlib.util.find_spec(m) is None]
-        if missing:
-            _unavailable(f"missing: {', '.join(missing)}")
-        server = MarimoServer(tmp_path / f"marimo{len(servers)}", notebook, mode=mode, **kwargs)
-        servers.append(server)
-        server.tmp_dir.mkdir(parents=True, exist_ok=True)
-        return server.start()
-
-    yield start
-    for server in servers:
-        server.stop()
-        if _failed(request):
-            print(f"--- marimo {server.mode} log ({server.log_path}) ---\n{server.log_tail()}")
+    yield from _server_factory(request, make, needs=("marimo",))
 
 
 @pytest.fixture

@@ -26,7 +26,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 import psutil
 
@@ -88,7 +88,84 @@ def write_notebook(path: Path, cells: list[str]) -> Path:
     return path
 
 
-class JupyterServer:
+class ServerProcess:
+    """A web server started as a subprocess in its own session, logging to ``log_path``.
+
+    Subclasses build the command (:meth:`start` calls :meth:`launch`) and name the URL that
+    answers 200 once the server is up (:meth:`ready_url`). :meth:`stop` ends the whole
+    process group and any descendant that left it (a kernel in its own session).
+    """
+
+    name = "server"
+    log_path: Path
+    port = 0
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def ready_url(self) -> str:
+        raise NotImplementedError
+
+    def launch(self, cmd: list[str], env: dict[str, str], cwd: Path) -> None:
+        """Start ``cmd`` and wait until :meth:`ready_url` answers (or raise with the log)."""
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log_path, "wb") as log:
+            self.proc = subprocess.Popen(
+                cmd, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        deadline = time.monotonic() + SERVER_START_S
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited early:\n{self.log_tail()}")
+            try:
+                with urllib.request.urlopen(self.ready_url(), timeout=5) as r:
+                    if r.status == 200:
+                        return
+            except OSError:
+                pass
+            time.sleep(0.2)
+        self.stop()
+        raise TimeoutError(f"{self.name} not up in {SERVER_START_S} s:\n{self.log_tail()}")
+
+    def log_tail(self, n: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
+        except OSError:
+            return "(no log)"
+
+    def stop(self) -> None:
+        """SIGTERM to the server's process group, then SIGKILL; descendants in other sessions
+        (kernels) are waited for and killed too."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        try:
+            kernels = psutil.Process(self.proc.pid).children(recursive=True)
+        except psutil.Error:
+            kernels = []
+        os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(SERVER_STOP_S)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(SERVER_STOP_S)
+        _, alive = psutil.wait_procs(kernels, timeout=SERVER_STOP_S)
+        for p in alive:
+            p.kill()
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> Self:
+        raise NotImplementedError
+
+
+class JupyterServer(ServerProcess):
     """A JupyterLab (`app="lab"`) or Notebook 7 (`app="notebook"`) server in its own session.
 
     Everything it reads or writes lives under `tmp_dir`: notebooks in `root_dir`, config,
@@ -111,15 +188,10 @@ class JupyterServer:
         self.settings_dir = self.tmp_dir / "jupyter" / "settings"
         self.log_path = self.tmp_dir / "jupyter" / f"{app}-server.log"
         self.token = secrets.token_hex(16)
-        self.port = 0
+        self.name = f"jupyter {app}"
         self.extra_env = dict(env or {})
         self.theme = theme
         self.settings = dict(settings or {})
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
     def notebook_url(self, path: str) -> str:
         prefix = "lab/tree" if self.app == "lab" else "notebooks"
@@ -171,67 +243,11 @@ class JupyterServer:
             "--ServerApp.allow_root=True",
             f"--{_APP_CLASS[self.app]}.expose_app_in_browser=True",
         ]
-        with open(self.log_path, "wb") as log:
-            self.proc = subprocess.Popen(
-                cmd,
-                env=env,
-                cwd=self.root_dir,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        self._wait_until_up()
+        self.launch(cmd, env, self.root_dir)
         return self
 
-    def _wait_until_up(self) -> None:
-        assert self.proc is not None
-        deadline = time.monotonic() + SERVER_START_S
-        status = f"{self.url}/api/status?token={self.token}"
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"jupyter {self.app} exited early:\n{self.log_tail()}")
-            try:
-                with urllib.request.urlopen(status, timeout=5) as r:
-                    if r.status == 200:
-                        return
-            except OSError:
-                pass
-            time.sleep(0.2)
-        self.stop()
-        raise TimeoutError(f"jupyter {self.app} not up in {SERVER_START_S} s:\n{self.log_tail()}")
-
-    def log_tail(self, n: int = 40) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
-        except OSError:
-            return "(no log)"
-
-    def stop(self) -> None:
-        """SIGTERM to the server's process group; the server shuts its kernels down.
-
-        Kernels run in their own sessions, so any that outlive the server are killed too.
-        """
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        try:
-            kernels = psutil.Process(self.proc.pid).children(recursive=True)
-        except psutil.Error:
-            kernels = []
-        os.killpg(self.proc.pid, signal.SIGTERM)
-        try:
-            self.proc.wait(SERVER_STOP_S)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(SERVER_STOP_S)
-        _, alive = psutil.wait_procs(kernels, timeout=SERVER_STOP_S)
-        for p in alive:
-            p.kill()
-
-    def __enter__(self) -> JupyterServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+    def ready_url(self) -> str:
+        return f"{self.url}/api/status?token={self.token}"
 
 
 # --- page helpers ----------------------------------------------------------------------------

@@ -8,15 +8,11 @@ shadow root of a ``<marimo-anywidget>`` element: Playwright locators pierce it, 
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 from typing import Literal
 
-from harness import SERVER_START_S, SERVER_STOP_S, _free_port
+from harness import ServerProcess, _free_port
 
 # `deep(sel)`: the first element matching `sel` in the document or in any open shadow root.
 DEEP_JS = """
@@ -42,7 +38,7 @@ def write_marimo_notebook(path: Path, cells: list[str]) -> Path:
     return path
 
 
-class MarimoServer:
+class MarimoServer(ServerProcess):
     """`marimo edit` or `marimo run` on one notebook, headless, no token, in its own session.
 
     Its user config (under `tmp_dir`) runs every cell when the notebook opens in edit mode
@@ -59,14 +55,12 @@ class MarimoServer:
         self.tmp_dir = Path(tmp_dir)
         self.notebook = Path(notebook)
         self.mode = mode
+        self.name = f"marimo {mode}"
         self.extra_env = dict(env or {})
         self.log_path = self.tmp_dir / f"marimo-{mode}.log"
-        self.port = 0
-        self.proc: subprocess.Popen[bytes] | None = None
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+    def ready_url(self) -> str:
+        return f"{self.url}/health"
 
     def start(self) -> MarimoServer:
         config = self.tmp_dir / "config" / "marimo"
@@ -88,47 +82,5 @@ class MarimoServer:
         ]  # fmt: skip
         if self.mode == "edit":
             cmd.append("--skip-update-check")
-        with open(self.log_path, "wb") as log:
-            self.proc = subprocess.Popen(
-                cmd,
-                env=env,
-                cwd=self.notebook.parent,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        self._wait_until_up()
+        self.launch(cmd, env, self.notebook.parent)
         return self
-
-    def _wait_until_up(self) -> None:
-        assert self.proc is not None
-        deadline = time.monotonic() + SERVER_START_S
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"marimo {self.mode} exited early:\n{self.log_tail()}")
-            try:
-                with urllib.request.urlopen(f"{self.url}/health", timeout=5) as r:
-                    if r.status == 200:
-                        return
-            except OSError:
-                pass
-            time.sleep(0.2)
-        self.stop()
-        raise TimeoutError(f"marimo not up in {SERVER_START_S} s:\n{self.log_tail()}")
-
-    def log_tail(self, n: int = 40) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
-        except OSError:
-            return "(no log)"
-
-    def stop(self) -> None:
-        """SIGTERM to the server's process group (its kernel goes with it), then SIGKILL."""
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        os.killpg(self.proc.pid, signal.SIGTERM)
-        try:
-            self.proc.wait(SERVER_STOP_S)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(SERVER_STOP_S)
