@@ -25,6 +25,7 @@ from annotator_page import (
     wait_saved,
     wait_widget,
 )
+from harness import run_all
 
 pytestmark = pytest.mark.browser
 
@@ -159,6 +160,32 @@ def test_a_restarted_kernel_leaves_a_view_that_says_so(
     assert page.locator(f"{ROOT} [data-testid=feed-select]").is_disabled()
     assert _stored(store) == {saved: True}
     print(f"restart test: {time.monotonic() - t0:.1f} s")
+
+
+def test_running_the_cell_again_after_a_restart_continues_where_it_stopped(
+    page: Any, start_jupyter: Any, sample_library: Path, tmp_path: Path
+) -> None:
+    """The view of the re-run cell shows the feed chosen before the restart and the same model
+    version (saved with the labels), not a fresh start."""
+    store = tmp_path / "continue.sqlite"
+    server = start_jupyter("lab")
+    open_widget_notebook(page, server, sample_library, store, TASK)
+    wait_widget(page)
+    page.evaluate(TRACK_JS, ROOT)
+    press(page, "a")
+    press(page, "x")
+    wait_saved(page, {"positives": 1, "negatives": 1, "skipped": 0})
+    switch_feed(page, "borderline")
+    version = page.locator(f"{ROOT} [data-testid=model-version]").inner_text()
+    assert int(version) >= 1
+    page.evaluate(f"() => {_KERNEL}.restart()")
+    wait_data(page, ROOT, "link", "lost")
+    run_all(page)  # the user runs the cell again: its new view replaces the old one
+    wait_widget(page)
+    assert page.locator(ROOT).count() == 1 and page.get_attribute(ROOT, "data-link") != "lost"
+    assert page.locator(f"{ROOT} [data-testid=feed-select]").input_value() == "borderline"
+    assert page.locator(f"{ROOT} [data-testid=model-version]").inner_text() == version
+    wait_saved(page, {"positives": 1, "negatives": 1, "skipped": 0})
 
 
 def test_review_in_the_view_that_labelled(
