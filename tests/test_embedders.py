@@ -483,3 +483,23 @@ def test_an_unreachable_hub_is_detected_without_download_retries(monkeypatch, tm
         assert isinstance(embedder, PixelStatsEmbedder)
     finally:
         forget_hub_failure()
+
+
+def test_text_is_encoded_on_its_tokens_only_with_the_same_result(tiny_clip):
+    """CLIP's causal text tower gives the same embedding on the prompt's tokens alone as on
+    the whole padded context; the shorter path is the one used."""
+    import torch
+
+    from va_widgets.embedders.openclip import encode_text_prefix
+
+    prompts = ["a red ball", "a dog running on a long sandy beach at sunset", "x", "night " * 100]
+    model = tiny_clip.torch_model
+    tokens = tiny_clip._tokenizer(prompts)
+    with torch.inference_mode():
+        full = torch.nn.functional.normalize(model.encode_text(tokens).float(), dim=-1)
+        short = encode_text_prefix(model, tokens)
+    assert short is not None
+    short = torch.nn.functional.normalize(short.float(), dim=-1)
+    np.testing.assert_allclose(short.numpy(), full.numpy(), atol=1e-5)
+    np.testing.assert_allclose(tiny_clip.encode_text(prompts), full.numpy(), atol=1e-5)
+    assert encode_text_prefix(torch.nn.Linear(2, 2), tokens) is None  # other models: full path
