@@ -211,3 +211,9 @@ def test_exported_threshold_is_f1_optimal_on_out_of_fold_scores(tmp_path, pixel_
         "--min-gap", "-1",
     )  # fmt: skip
     assert bad.returncode == 2 and "min_gap" in bad.stderr
+    one_file = va_widgets(  # refused before any video is indexed (none is in --cache)
+        "score", str(out["classifier"]), str(tmp_path / "new"), "--segments",
+        str(tmp_path / "all.vtt"), "--cache", str(tmp_path / "kept"),
+    )  # fmt: skip
+    assert one_file.returncode == 2 and "2 videos" in one_file.stderr
+    assert not (tmp_path / "kept").exists() and not (tmp_path / "all.vtt").exists()

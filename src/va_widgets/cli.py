@@ -115,6 +115,15 @@ def _score(args: argparse.Namespace) -> int:
     )
     if args.segments is not None and not args.segments.strip():
         raise ValueError("--segments: the output path is empty")
+    if args.segments is not None and args.segments.lower().endswith(".vtt"):
+        from va_widgets.indexing import discover_videos
+
+        found, _ = discover_videos(args.videos)
+        if len(found) > 1:  # said now, not after every video is scored
+            raise ValueError(
+                f"--segments {args.segments!r} is one .vtt file, but there are {len(found)} "
+                "videos; give a folder (ending in '/') to get one .vtt per video"
+            )
     scores = clf.score_videos(args.videos, cache=args.cache, progress=not args.quiet)
     if args.out:
         if args.out.endswith(".parquet"):
