@@ -294,6 +294,7 @@ def test_cold_start_without_labels_or_prior_is_random():
         assert len(set(rows.tolist())) == 8
         assert not engine.has_model
     assert "random" in engine.last_source
+    assert engine.last_feed == "random"  # auto's random clips are named so, not "search"
     assert engine.quality().ap is None
 
 
@@ -304,7 +305,7 @@ def test_cold_start_with_prior_ranks_the_prior():
     order = np.argsort(-prior)
     for feed in ("search", "auto"):  # the zero-shot search: hand-picked, in order
         np.testing.assert_array_equal(engine.next(feed, 5), order[:5])
-        assert np.isnan(engine.last_propensities).all()
+        assert np.isnan(engine.last_propensities).all() and engine.last_feed == "search"
     rank = np.empty(100, dtype=int)
     rank[order] = np.arange(100)
     rng = np.random.default_rng(0)

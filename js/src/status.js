@@ -8,11 +8,19 @@ const QUALITY_HELP =
   "Average precision (AP, 0 to 1): how well the model ranks clips that show the concept above " +
   "clips that do not. 1 is perfect; a random ranking scores about the share of positives.";
 
-/** The quality in words: the task's own summary when it gives one, else from the figures. */
-export function qualityText(q) {
-  if (q.summary) return q.summary;
-  if (typeof q.ap !== "number") return "quality: not enough labels yet (needs 2 positive and 2 negative)";
-  return `estimated AP ${q.ap.toFixed(2)} (${q.ci_low.toFixed(2)}–${q.ci_high.toFixed(2)}), cross-validated on your labels`;
+/**
+ * The quality in words: the task's own summary when it gives one, else from the figures. The
+ * estimate is refreshed once labelling pauses: while it is of an older model than `version`
+ * (the model now), it says which one, so it never passes for the current model's.
+ */
+export function qualityText(q, version = q.model_version) {
+  const text = q.summary
+    ? q.summary
+    : typeof q.ap !== "number"
+      ? "quality: not enough labels yet (needs 2 positive and 2 negative)"
+      : `estimated AP ${q.ap.toFixed(2)} (${q.ci_low.toFixed(2)}–${q.ci_high.toFixed(2)}), cross-validated on your labels`;
+  const stale = typeof q.model_version === "number" && q.model_version !== version;
+  return stale ? `${text} [as of model v${q.model_version}; updating when you pause]` : text;
 }
 
 /** @param {number} n */
@@ -55,7 +63,7 @@ export function createStatus(model, link) {
     setText(left, feed === "review" ? `${plural(model.get("feed_left"), "labelled clip")} left to review` : `${plural(model.get("feed_left"), "clip")} left in ${feed}`);
     setText(modelVersion, String(model.get("model_version")));
     const q = model.get("quality");
-    setText(quality, qualityText(q));
+    setText(quality, qualityText(q, model.get("model_version")));
     attr(quality, "title", q.reason ?? "");
     attr(quality, "data-n-labels", String((q.n_pos ?? 0) + (q.n_neg ?? 0))); // labels it reflects
     setText(trend, model.get("quality_trend") ? `, ${model.get("quality_trend")}` : "");

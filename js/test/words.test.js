@@ -53,3 +53,10 @@ test("one vocabulary for a label: positive and negative in actions, buttons, hel
   assert.equal(qualityText({ ap: null, reason: "need 2" }), "quality: not enough labels yet (needs 2 positive and 2 negative)");
   assert.match(scoreTitle("car-chase", 0), /a positive and a negative label/);
 });
+
+test("a quality estimate of an older model says so until it is refreshed", () => {
+  const q = { summary: "needs 2 positives and 2 negatives (have 0 and 0)", model_version: 0 };
+  assert.equal(qualityText(q, 0), q.summary);
+  assert.equal(qualityText(q, 4), `${q.summary} [as of model v0; updating when you pause]`);
+  assert.equal(qualityText({ ap: 0.5, ci_low: 0.4, ci_high: 0.6, model_version: 3 }, 3), "estimated AP 0.50 (0.40–0.60), cross-validated on your labels");
+});

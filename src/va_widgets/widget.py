@@ -606,9 +606,14 @@ class Annotator(anywidget.AnyWidget):
 
     # -- status ---------------------------------------------------------------------------
     def _refresh_counts(self) -> None:
+        """What changes with every label and is cheap to know: counts, model version, clips
+        left, and the auto feed's choice (the quality estimate waits for a pause)."""
         self.counts = dict(self._task.counts())
         self.model_version = self._task.model_version
         self.feed_left = self._concept.left()
+        stats = self._task.feed_stats()
+        self.auto_choice = str(stats.attrs.get("choice", ""))
+        self.auto_reason = auto_choice_text(stats)
         if len(self._concepts) > 1:
             self.concept_counts = {
                 name: sum(c.task.counts()[k] for k in ("positives", "negatives"))
@@ -622,7 +627,6 @@ class Annotator(anywidget.AnyWidget):
 
     def _refresh_status(self) -> None:
         q = self._task.quality()
-        stats = self._task.feed_stats()
         with self.hold_sync():
             self._refresh_counts()
             self.quality = {
@@ -637,8 +641,6 @@ class Annotator(anywidget.AnyWidget):
                 "summary": q.summary,
                 "advice": q.advice,
             }
-            self.auto_choice = str(stats.attrs.get("choice", ""))
-            self.auto_reason = auto_choice_text(stats)
             history = self._concept.ap_history
             if q.ap is not None:
                 n = q.n_pos + q.n_neg

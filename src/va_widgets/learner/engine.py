@@ -560,14 +560,15 @@ class ActiveLearningEngine:
     def cold_start_feed(self) -> tuple[str, str]:
         """The feed the auto feed serves while there is no model, and why.
 
-        No positive yet: "search" (zero-shot prior, else random) to find one. Positives but no
-        negative: "random", because a random clip is almost always a negative for a rare
-        concept and, unlike the bottom of the prior, a representative one.
+        No positive yet: "search" (the zero-shot prior; "random" without one, and so named) to
+        find one. Positives but no negative: "random", because a random clip is almost always
+        a negative for a rare concept and, unlike the bottom of the prior, a representative one.
         """
         n_pos = sum(self._labels.values())
         if n_pos == 0:
-            src = "zero-shot search" if self.prior_scores is not None else "random clips"
-            return "search", f"no model yet: {src} to find a first positive"
+            if self.prior_scores is not None:
+                return "search", "no model yet: zero-shot search to find a first positive"
+            return "random", "no model yet: random clips to find a first positive"
         return "random", "no model yet: random clips to find a first negative"
 
     def _after_update(self, prev_has_model: bool) -> None:
