@@ -2,11 +2,12 @@
 // typing somewhere (then the widget must not take the keyboard).
 import { deepActiveElement } from "./dom.js";
 
-/** "dark" or "light": JupyterLab / Notebook 7, VS Code, else the system's preference. */
+/** "dark" or "light": JupyterLab / Notebook 7, marimo, VS Code, else the system's preference. */
 export function pageTheme() {
   const body = document.body;
   if (body.dataset.jpThemeLight === "true") return "light";
   if (body.dataset.jpThemeLight === "false") return "dark";
+  if (body.dataset.theme === "dark" || body.dataset.theme === "light") return body.dataset.theme; // marimo
   if (body.classList.contains("vscode-dark") || body.classList.contains("vscode-high-contrast")) return "dark";
   if (body.classList.contains("vscode-light")) return "light";
   return globalThis.matchMedia?.("(prefers-color-scheme: dark)").matches ? "dark" : "light";
@@ -15,7 +16,7 @@ export function pageTheme() {
 /** Call `onChange()` whenever the page's theme may have changed; returns the stop function. */
 export function watchTheme(onChange) {
   const observer = new MutationObserver(() => onChange());
-  observer.observe(document.body, { attributes: true, attributeFilter: ["data-jp-theme-light", "class"] });
+  observer.observe(document.body, { attributes: true, attributeFilter: ["data-jp-theme-light", "data-theme", "class"] });
   return () => observer.disconnect();
 }
 

@@ -42,7 +42,7 @@ class MarimoServer(ServerProcess):
     """`marimo edit` or `marimo run` on one notebook, headless, no token, in its own session.
 
     Its user config (under `tmp_dir`) runs every cell when the notebook opens in edit mode
-    (marimo's `runtime.auto_instantiate`), as run mode always does.
+    (marimo's `runtime.auto_instantiate`), as run mode always does, and sets its `theme`.
     """
 
     def __init__(
@@ -51,10 +51,12 @@ class MarimoServer(ServerProcess):
         notebook: Path,
         mode: Literal["edit", "run"] = "edit",
         env: dict[str, str] | None = None,
+        theme: Literal["light", "dark"] = "light",
     ) -> None:
         self.tmp_dir = Path(tmp_dir)
         self.notebook = Path(notebook)
         self.mode = mode
+        self.theme = theme
         self.name = f"marimo {mode}"
         self.extra_env = dict(env or {})
         self.log_path = self.tmp_dir / f"marimo-{mode}.log"
@@ -65,7 +67,9 @@ class MarimoServer(ServerProcess):
     def start(self) -> MarimoServer:
         config = self.tmp_dir / "config" / "marimo"
         config.mkdir(parents=True, exist_ok=True)
-        (config / "marimo.toml").write_text("[runtime]\nauto_instantiate = true\n")
+        (config / "marimo.toml").write_text(
+            f'[runtime]\nauto_instantiate = true\n\n[display]\ntheme = "{self.theme}"\n'
+        )
         for sub in ("cache", "state"):
             (self.tmp_dir / sub).mkdir(exist_ok=True)
         env = {

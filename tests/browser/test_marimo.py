@@ -132,3 +132,33 @@ def test_label_with_keyboard_in_marimo(
         current = db.current(TASK)
     on_disk = dict(zip(current["clip_id"], current["label"].astype(bool), strict=True))
     assert on_disk == {accepted: True, rejected: False}
+
+
+def test_the_view_reports_marimo_s_dark_theme(
+    page: Any, start_marimo: Any, sample_library: Path, tmp_path: Path
+) -> None:
+    """In marimo's dark theme the view tells the kernel (``ann.theme``), so figures follow."""
+    seen = tmp_path / "theme.txt"
+    notebook = write_marimo_notebook(
+        tmp_path / "theme.py",
+        [
+            "import marimo as mo\n"
+            "from pathlib import Path\n"
+            "import va_widgets as va\n"
+            f"lib = va.ClipLibrary.open({str(sample_library)!r})\n"
+            f"w = va.Annotator(lib, task={TASK!r}, store={str(tmp_path / 'l.sqlite')!r})\n"
+            f"w.observe(lambda change: Path({str(seen)!r}).write_text(change['new']), 'theme')\n"
+            "mo.ui.anywidget(w)",
+        ],
+    )
+    server = start_marimo(notebook, mode="run", theme="dark")
+    page.set_default_timeout(TIMEOUT_MS)
+    page.add_init_script(DEEP_JS)
+    page.goto(server.url, wait_until="domcontentloaded")
+    page.locator(f"{ROOT} [data-testid=clip]").first.wait_for(state="visible")
+    assert page.evaluate("() => document.body.dataset.theme") == "dark"
+    for _ in range(TIMEOUT_MS // 100):  # the kernel writes what the view reported
+        if seen.exists() and seen.read_text() == "dark":
+            break
+        page.wait_for_timeout(100)
+    assert seen.exists() and seen.read_text() == "dark"
