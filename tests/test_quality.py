@@ -80,6 +80,27 @@ def population(seed=0, n=1500):
     return model.predict_proba(x)[:, 1], y
 
 
+def borderline_led_draws(
+    scores: np.ndarray, batches: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Rows drawn in ``batches`` batches of 5 as the auto feed draws them (borderline leading,
+    every feed 20 % uniform), and the probability of each draw."""
+    exclude = np.zeros(len(scores), dtype=bool)
+    rows, props = [], []
+    for _ in range(batches):
+        comps = [
+            F.ranked("borderline", 0.7, -np.abs(scores - 0.5), exclude, 0.2, 10.0),
+            F.ranked("top", 0.1, scores, exclude, 0.2, 10.0),
+            F.ranked("bottom", 0.1, -scores, exclude, 0.2, 10.0),
+            F.ranked("random", 0.1, None, exclude, 0.2, 10.0),
+        ]
+        r, p, _ = F.draw(comps, 5, exclude, rng)
+        rows += r.tolist()
+        props += p.tolist()
+        exclude[r] = True
+    return np.array(rows), np.array(props)
+
+
 def test_estimate_is_unbiased_and_covers_under_an_auto_like_design():
     """The model fixed, labels drawn by a mixture of feeds like the auto feed's: over repeated
     sessions the AP estimate centres on the truth and its 90 % interval covers it."""
@@ -88,23 +109,8 @@ def test_estimate_is_unbiased_and_covers_under_an_auto_like_design():
     errors, covered = [], []
     for rep in range(120):
         rng = np.random.default_rng(100 + rep)
-        exclude = np.zeros(len(y), dtype=bool)
-        rows, props = [], []
-        for _ in range(16):  # 16 batches of 5 labels
-            comps = [
-                F.ranked("borderline", 0.7, -np.abs(scores - 0.5), exclude, 0.2, 10.0),
-                F.ranked("top", 0.1, scores, exclude, 0.2, 10.0),
-                F.ranked("bottom", 0.1, -scores, exclude, 0.2, 10.0),
-                F.ranked("random", 0.1, None, exclude, 0.2, 10.0),
-            ]
-            r, p, _ = F.draw(comps, 5, exclude, rng)
-            rows += r.tolist()
-            props += p.tolist()
-            exclude[r] = True
-        rows_a = np.array(rows)
-        est = Q.estimate(
-            Q.Sample(scores, rows_a, y[rows_a].astype(float), np.array(props)), Q.ap_gradient
-        )
+        rows_a, props = borderline_led_draws(scores, 16, rng)
+        est = Q.estimate(Q.Sample(scores, rows_a, y[rows_a].astype(float), props), Q.ap_gradient)
         assert est is not None
         errors.append(est.value - truth)
         covered.append(est.low <= truth <= est.high)
@@ -158,21 +164,8 @@ def test_estimate_is_unbiased_and_informative_when_calibration_is_not_logistic()
     errors, covered, widths = [], [], []
     for rep in range(40):
         rng = np.random.default_rng(rep)
-        exclude = np.zeros(len(y), dtype=bool)
-        rows, props = [], []
-        for _ in range(10):  # 10 batches of 5 labels
-            comps = [
-                F.ranked("borderline", 0.7, -np.abs(scores - 0.5), exclude, 0.2, 10.0),
-                F.ranked("top", 0.1, scores, exclude, 0.2, 10.0),
-                F.ranked("bottom", 0.1, -scores, exclude, 0.2, 10.0),
-                F.ranked("random", 0.1, None, exclude, 0.2, 10.0),
-            ]
-            r, p, _ = F.draw(comps, 5, exclude, rng)
-            rows += r.tolist()
-            props += p.tolist()
-            exclude[r] = True
-        rows_a = np.array(rows)
-        sample = Q.Sample(scores, rows_a, y[rows_a].astype(float), np.array(props))
+        rows_a, props = borderline_led_draws(scores, 10, rng)
+        sample = Q.Sample(scores, rows_a, y[rows_a].astype(float), props)
         est = Q.estimate(sample, Q.ap_gradient)
         assert est is not None
         errors.append(est.value - truth)
