@@ -113,17 +113,14 @@ def _score(args: argparse.Namespace) -> int:
     find_segments(
         _empty_scores(), threshold=threshold, min_gap=args.min_gap, min_length=args.min_length
     )
-    if args.segments is not None and not args.segments.strip():
-        raise ValueError("--segments: the output path is empty")
-    if args.segments is not None and args.segments.lower().endswith(".vtt"):
+    if args.segments is not None:  # said now, not after every video is scored
         from va_widgets.indexing import discover_videos
+        from va_widgets.segments import check_segments_output
 
-        found, _ = discover_videos(args.videos)
-        if len(found) > 1:  # said now, not after every video is scored
-            raise ValueError(
-                f"--segments {args.segments!r} is one .vtt file, but there are {len(found)} "
-                "videos; give a folder (ending in '/') to get one .vtt per video"
-            )
+        one_file = args.segments.strip().lower().endswith(".vtt")  # only then the count matters
+        check_segments_output(
+            args.segments, len(discover_videos(args.videos)[0]) if one_file else 1
+        )
     scores = clf.score_videos(args.videos, cache=args.cache, progress=not args.quiet)
     if args.out:
         if args.out.endswith(".parquet"):

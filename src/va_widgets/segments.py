@@ -193,6 +193,31 @@ def segments_to_webvtt(
     return "\n".join(lines)
 
 
+def check_segments_output(out: str | os.PathLike[str], n_videos: int) -> Path:
+    """The path :func:`write_segments` writes ``n_videos`` videos' segments to, checked before
+    any work: an empty path, a single ``.vtt`` for several videos, or a file of another kind
+    is a ValueError naming it."""
+    text = os.fspath(out)
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError("segments output path is empty; give a .csv, .parquet, .vtt or folder")
+    path = Path(text).expanduser()
+    suffix = path.suffix.lower()
+    if suffix == ".vtt" and n_videos > 1:
+        raise ValueError(
+            f"segments output {text!r} is one .vtt file, but there are {n_videos} videos; "
+            "give a folder (ending in '/') to get one .vtt per video"
+        )
+    if (
+        suffix not in (".csv", ".parquet", ".vtt")
+        and suffix
+        and not (text.endswith(("/", os.sep)) or path.is_dir())
+    ):
+        raise ValueError(
+            f"segments output {text!r}: give a .csv, .parquet or .vtt file, or a folder"
+        )
+    return path
+
+
 def write_segments(
     segments: pd.DataFrame,
     out: str | os.PathLike[str],
@@ -208,11 +233,8 @@ def write_segments(
     segments get a track without cues. ``out`` ending in ``.vtt`` writes the track of the
     only video.
     """
-    text = os.fspath(out)
-    if not isinstance(text, str) or not text.strip():
-        raise ValueError("segments output path is empty; give a .csv, .parquet, .vtt or folder")
-    path = Path(text).expanduser()
     names = list(dict.fromkeys([*(() if videos is None else videos), *segments["video"]]))
+    path = check_segments_output(out, len(names))
     if path.suffix.lower() == ".csv":
         path.parent.mkdir(parents=True, exist_ok=True)
         segments.to_csv(path, index=False)
@@ -222,18 +244,9 @@ def write_segments(
         segments.to_parquet(path, index=False)
         return [path]
     if path.suffix.lower() == ".vtt":
-        if len(names) > 1:
-            raise ValueError(
-                f"segments output {text!r} is one .vtt file, but there are {len(names)} videos; "
-                "give a folder (ending in '/') to get one .vtt per video"
-            )
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(segments_to_webvtt(segments, label=label), encoding="utf-8")
         return [path]
-    if path.suffix and not (text.endswith(("/", os.sep)) or path.is_dir()):
-        raise ValueError(
-            f"segments output {text!r}: give a .csv, .parquet or .vtt file, or a folder"
-        )
     path.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     used: set[str] = set()
