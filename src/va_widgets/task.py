@@ -115,13 +115,14 @@ class Task:
                 )
             else:
                 self.set_query(text)
+        current = self.store.current(self.name)
         try:
-            self._sync()
+            self._sync(current)
         except RetrainError as exc:  # never unopenable because of what the store holds
             warnings.warn(str(exc), RuntimeWarning, stacklevel=2)
         self._feed = "auto"
         self._persisted: tuple[str, int] = ("", -1)  # (feed, rewards) last saved
-        self._restore()
+        self._restore(current)
 
     def __repr__(self) -> str:
         c = self.counts()
@@ -294,9 +295,11 @@ class Task:
         """Reload the labels from the store (other annotators or processes) and retrain."""
         self._sync()
 
-    def _sync(self) -> None:
-        """Reload the current labels from the store and retrain the engine on them."""
-        current = self.store.current(self.name)
+    def _sync(self, current: pd.DataFrame | None = None) -> None:
+        """Reload the current labels from the store (or take ``current``, just read from it)
+        and retrain the engine on them."""
+        if current is None:
+            current = self.store.current(self.name)
         rows = self.library.rows(current["clip_id"], strict=False)
         known = rows >= 0
         self._orphans = int((~known).sum())  # labels of clips no longer in the library
@@ -350,10 +353,11 @@ class Task:
             self.store.save_task_state(self.name, {"feed": self._feed, **self.engine.state()})
             self._persisted = key
 
-    def _restore(self) -> None:
-        """Continue the task's last session: its feed, model version and auto-feed rewards."""
+    def _restore(self, current: pd.DataFrame) -> None:
+        """Continue the task's last session (``current``: its labels in the store): its feed,
+        model version and auto-feed rewards."""
         state = self.store.task_state(self.name)
-        versions = pd.to_numeric(self.store.current(self.name)["model_version"], errors="coerce")
+        versions = pd.to_numeric(current["model_version"], errors="coerce")
         if versions.notna().any():  # each label event was followed by a retrain
             state.setdefault("version", 0)
             if type(state["version"]) is int:

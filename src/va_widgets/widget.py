@@ -251,8 +251,8 @@ class Annotator(anywidget.AnyWidget):
         resolved = resolve_tasks(
             library, task, tasks, query=query, store=store, annotator=annotator
         )
-        for t_ in resolved:  # a feed given here is chosen for every concept (and saved)
-            if "feed" in kwargs:
+        if "feed" in kwargs:  # a feed given here is chosen for every concept (and saved)
+            for t_ in resolved:
                 t_.feed = kwargs["feed"]
         # each concept continues with the feed saved with its task (a restarted kernel too)
         self._concepts = {t_.name: Concept(t_, feed=t_.feed) for t_ in resolved}
