@@ -100,6 +100,15 @@ export class Queue {
     return items;
   }
 
+  /**
+   * The clips the next page will show when the newest page is done (the loaded ones, in the
+   * order they arrived); none while an older page is shown (labelling there returns to the
+   * newest page, which is already built).
+   */
+  get nextPageIds() {
+    return this.page === this.pages.length - 1 ? this.upcoming.slice(0, this.batchSize) : [];
+  }
+
   /** The undecided clips of the current page. */
   get undecidedOnPage() {
     return this.pageIds.filter((id) => !this.items.get(id).decision);

@@ -180,3 +180,14 @@ test("an action of several clips undone whole: all open again, the first current
   assert.equal(q.items.get("c2").decision, "positive"); // not part of that action
   assert.deepEqual(q.restoreMany([]), []);
 });
+
+test("nextPageIds: the clips the next page will show, so the view can lay it out ahead", () => {
+  const { q } = queueOf(7);
+  assert.deepEqual(q.nextPageIds, ["c3", "c4", "c5"]);
+  for (const id of q.undecidedOnPage) q.decideMany([id], "negative");
+  assert.deepEqual(q.pageIds, ["c3", "c4", "c5"]); // what was announced
+  assert.deepEqual(q.nextPageIds, ["c6"]);
+  q.move(-1); // back on an older page: a label there returns to the newest page first
+  q.goTo("c0");
+  assert.deepEqual(q.nextPageIds, []);
+});
