@@ -75,9 +75,15 @@ function render({ model, el }) {
   const errorText = h("span", { "data-testid": "error-text" });
   const errorClose = h("button", { type: "button", class: "va-icon", "aria-label": "Dismiss error", text: "×" });
   const errorBox = h("div", { class: "va-error", role: "alert", "data-testid": "error", hidden: true }, [errorText, errorClose]);
-  const grid = h("div", { class: "va-grid", role: "listbox", "aria-multiselectable": "true", "data-testid": "batch", "aria-label": "Clips of the current page" });
+  // Two grids in turn: the shown page, and the next page laid out and painted ahead in a layer
+  // of its own that shows nothing (the spare), so that a label that finishes a page only swaps
+  // the two layers in the key's frame; the spare is refilled after that frame.
+  const GRID = { role: "listbox", "aria-multiselectable": "true", "data-testid": "batch", "aria-label": "Clips of the current page" };
+  let grid = h("div", { class: "va-grid", ...GRID });
+  let spare = h("div", { class: "va-grid va-spare", "aria-hidden": "true", inert: true });
+  const stage = h("div", { class: "va-stage" }, [grid, spare]);
   const empty = h("div", { class: "va-empty", "data-testid": "empty" });
-  root.append(head.el, errorBox, grid, empty, keys.actionBar, status.el, player.el, keys.help);
+  root.append(head.el, errorBox, stage, empty, keys.actionBar, status.el, player.el, keys.help);
   el.append(root);
 
   // -- keys -------------------------------------------------------------------------------
@@ -391,10 +397,45 @@ function render({ model, el }) {
     return link.state === "lost" ? "unsaved" : "unconfirmed";
   }
 
+  const holds = (el, shown) => shown.length === el.children.length && shown.every((c, i) => el.children[i] === c);
+
+  function swapGrids() {
+    [grid, spare] = [spare, grid];
+    for (const [name, value] of Object.entries(GRID)) {
+      grid.setAttribute(name, value);
+      spare.removeAttribute(name);
+    }
+    grid.classList.remove("va-spare");
+    grid.removeAttribute("aria-hidden");
+    grid.removeAttribute("inert");
+    spare.classList.add("va-spare");
+    spare.setAttribute("aria-hidden", "true");
+    spare.setAttribute("inert", "");
+  }
+
+  // The next page into the spare grid, once the frame that shows this update is painted.
+  let spareFrame = 0;
+  let disposed = false;
+  function scheduleSpare() {
+    if (spareFrame) return;
+    spareFrame = requestAnimationFrame(() => setTimeout(fillSpare, 0));
+  }
+  function fillSpare() {
+    spareFrame = 0;
+    if (disposed) return;
+    const items = queue.nextPageIds.map((id) => queue.items.get(id)).filter(Boolean);
+    const shown = items.map((item) => cards.cardOf(item));
+    if (!holds(spare, shown)) spare.replaceChildren(...shown);
+    items.forEach((item) => cards.render(item, false)); // its first card is styled as the current one (CSS)
+  }
+
   function renderPage() {
     const items = queue.pageIds.map((id) => queue.items.get(id));
     const shown = items.map((item) => cards.cardOf(item));
-    if (shown.length !== grid.children.length || shown.some((c, i) => grid.children[i] !== c)) grid.replaceChildren(...shown);
+    if (!holds(grid, shown)) {
+      if (shown.length && holds(spare, shown)) swapGrids();
+      else grid.replaceChildren(...shown);
+    }
     if (selectionPage !== queue.pageIds) selection.clear(); // a selection belongs to its page
     selectionPage = queue.pageIds;
     const current = queue.current;
@@ -429,6 +470,7 @@ function render({ model, el }) {
     renderStatus();
     // Last, after every write: the layout it forces is then the one the next frame uses.
     queue.current?.card?.scrollIntoView?.({ block: "nearest" });
+    scheduleSpare();
   }
 
   function showError(error) {
@@ -502,6 +544,8 @@ function render({ model, el }) {
   topUp();
 
   return () => {
+    disposed = true;
+    cancelAnimationFrame(spareFrame);
     clearTimeout(statusTimer);
     stopFlipbook();
     player.close();

@@ -32,7 +32,7 @@ def _tabs(page: Any) -> list[tuple[str, str]]:
 def _decisions(page: Any) -> dict[str, str]:
     return dict(
         page.evaluate(
-            """(sel) => [...document.querySelector(sel).querySelectorAll('[data-testid=clip]')]
+            """(sel) => [...document.querySelector(sel).querySelectorAll('[data-testid=batch] [data-testid=clip]')]
                  .map((c) => [c.dataset.clipId, c.dataset.decision])""",
             ROOT,
         )

@@ -28,7 +28,7 @@ def _cards(page: Any) -> list[dict[str, str]]:
     """The cards of the current page: clip id, decision, selected, decision text."""
     return list(
         page.evaluate(
-            """(sel) => [...document.querySelector(sel).querySelectorAll('[data-testid=clip]')]
+            """(sel) => [...document.querySelector(sel).querySelectorAll('[data-testid=batch] [data-testid=clip]')]
                  .map((c) => ({ id: c.dataset.clipId, decision: c.dataset.decision,
                                 selected: c.getAttribute('aria-selected'),
                                 text: c.querySelector('[data-testid=clip-decision]').textContent }))""",
@@ -121,3 +121,45 @@ def test_page_and_selection_labels_are_one_action_each(
     assert _actions(store)[-1] == first_page[1:2]
     assert cell_count(page) == cells
     print(f"page and selection test: {time.monotonic() - t0:.1f} s")
+
+
+# The spare grid: the next page, laid out ahead, hidden from the user and from assistive
+# technology; each of its cards tagged so that the test can tell the same elements apart.
+SPARE_JS = """(sel) => {
+  const root = document.querySelector(sel);
+  const spare = [...root.querySelectorAll('.va-grid')].find((g) => g.dataset.testid !== 'batch');
+  if (!spare) return null;
+  const cards = [...spare.querySelectorAll('[data-testid=clip]')];
+  cards.forEach((c) => (c.__vaSpare = true));
+  return { ids: cards.map((c) => c.dataset.clipId), hidden: spare.getAttribute('aria-hidden'),
+           inert: spare.inert, current: cards.filter((c) => c.hasAttribute('aria-current')).length };
+}"""
+
+
+def test_the_next_page_is_laid_out_ahead_and_swapped_in_by_the_page_label(
+    page: Any, start_jupyter: Any, sample_library: Path, tmp_path: Path
+) -> None:
+    server = start_jupyter("lab")
+    open_widget_notebook(page, server, sample_library, tmp_path / "spare.sqlite", TASK)
+    wait_widget(page)
+    first_page = [c["id"] for c in _cards(page)]
+    page.wait_for_function(f"(sel) => ({SPARE_JS})(sel)?.ids.length === 8", arg=ROOT)
+    spare = page.evaluate(SPARE_JS, ROOT)
+    assert spare["hidden"] == "true" and spare["inert"] and spare["current"] == 0
+    assert not set(spare["ids"]) & set(first_page)
+
+    page.keyboard.press("Shift+X")
+    wait_data(page, ROOT, "clipId", spare["ids"][0])
+    shown = page.evaluate(
+        """(sel) => [...document.querySelectorAll(`${sel} [data-testid=batch] [data-testid=clip]`)]
+             .map((c) => [c.dataset.clipId, c.__vaSpare === true])""",
+        ROOT,
+    )
+    assert shown == [[c, True] for c in spare["ids"]]  # the very cards built ahead
+    wait_saved(page, {"positives": 0, "negatives": 8, "skipped": 0})
+    # refilled after the swap with the page after it
+    page.wait_for_function(
+        f"([sel, ids]) => {{ const s = ({SPARE_JS})(sel); "
+        "return s && s.ids.length === 8 && !s.ids.some((id) => ids.includes(id)); }",
+        arg=[ROOT, spare["ids"] + first_page],
+    )

@@ -206,7 +206,7 @@ def test_review_in_the_view_that_labelled(
 
     switch_feed(page, "review")
     shown = page.evaluate(
-        """(sel) => [...document.querySelector(sel).querySelectorAll('[data-testid=clip]')]
+        """(sel) => [...document.querySelector(sel).querySelectorAll('[data-testid=batch] [data-testid=clip]')]
              .map((c) => [c.dataset.clipId, c.dataset.decision, c.dataset.previous,
                           c.querySelector('[data-testid=clip-decision]').textContent])""",
         ROOT,

@@ -26,7 +26,7 @@ STATE_JS = """(sel) => {
   const card = root.querySelector('[data-testid=clip][aria-current=true]');
   const img = card && card.querySelector('img.va-on');
   return { clip: root.dataset.clipId || '', saved: root.dataset.saved, pending: root.dataset.pending,
-           cards: root.querySelectorAll('[data-testid=clip]').length,
+           cards: root.querySelectorAll('[data-testid=batch] [data-testid=clip]').length,
            decoded: !!(img && img.complete && img.naturalWidth > 0),
            focused: root.getRootNode().activeElement === root };
 }"""
