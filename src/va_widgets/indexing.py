@@ -478,8 +478,14 @@ def _index_here(
         encoder.close()
 
 
+#: most threads encoding chunks at once (with more cores, each runs torch on several): bounds
+#: the frames in flight on machines with many cores
+MAX_ENCODE_THREADS = 8
+
+
 class _ChunkEncoder:
-    """Encodes chunks as they arrive; on the CPU, whole chunks on one thread per core.
+    """Encodes chunks as they arrive; on the CPU, whole chunks on one thread per core (at most
+    ``MAX_ENCODE_THREADS``, each then running torch on the cores left to it).
 
     torch's own threads wait for each other after every operation, so when the decoding
     workers take a core, one descheduled thread stalls the rest (and the threads that spin
@@ -492,6 +498,7 @@ class _ChunkEncoder:
     def __init__(self, embedder: Embedder) -> None:
         self.embedder = embedder
         self.pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self.threads = 1
         self.in_flight: collections.deque[concurrent.futures.Future[np.ndarray]] = (
             collections.deque()
         )
@@ -502,9 +509,10 @@ class _ChunkEncoder:
         self._torch = torch
         self.original = torch.get_num_threads()
         if self.original > 1:
-            torch.set_num_threads(1)
+            self.threads = min(self.original, MAX_ENCODE_THREADS)
+            torch.set_num_threads(max(1, self.original // self.threads))
             self.pool = concurrent.futures.ThreadPoolExecutor(
-                self.original, thread_name_prefix="va_widgets-encode"
+                self.threads, thread_name_prefix="va_widgets-encode"
             )
 
     def submit(self, frames: np.ndarray) -> concurrent.futures.Future[np.ndarray]:
@@ -513,7 +521,7 @@ class _ChunkEncoder:
             done: concurrent.futures.Future[np.ndarray] = concurrent.futures.Future()
             done.set_result(self.embedder.encode_clips(frames))
             return done
-        while len(self.in_flight) >= 2 * self.original:
+        while len(self.in_flight) >= 2 * self.threads:
             self.in_flight.popleft().result()
         future = self.pool.submit(self.embedder.encode_clips, frames)
         self.in_flight.append(future)
