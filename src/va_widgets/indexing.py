@@ -11,6 +11,7 @@ reuses every shard on disk.
 
 from __future__ import annotations
 
+import collections
 import concurrent.futures
 import contextlib
 import json
@@ -412,6 +413,7 @@ class _Pending:
     video_id: str
     info: VideoInfo | None = None
     chunks: list[ClipChunk] = field(default_factory=list)
+    encoding: list[concurrent.futures.Future[np.ndarray]] = field(default_factory=list)
     vectors: list[np.ndarray] = field(default_factory=list)
 
 
@@ -437,7 +439,16 @@ def _index_here(
     jobs = [_Job(str(p.path), rule, embedder.image_size) for p in todo]
     bar = tqdm(total=len(todo), unit="video", desc="indexing", disable=not progress)
     n_clips = 0
-    tuner = _ThreadTuner.for_encoder(embedder, workers)
+    encoder = _ChunkEncoder(embedder)
+    decoded: list[_Pending] = []  # decoded whole, written once its chunks are encoded
+
+    def write(pending: _Pending) -> tuple[_Pending, dict[str, Any] | None, str | None]:
+        pending.vectors = [future.result() for future in pending.encoding]
+        try:
+            return pending, _write_video(cache, rule, embedder.dim, pending), None
+        except (CacheError, OSError) as exc:  # e.g. a full disk: this video only
+            return pending, None, f"its index could not be written: {exc}"
+
     try:
         for event in run_isolated(_decode, jobs, workers=workers):
             pending = todo[event.index]
@@ -446,98 +457,80 @@ def _index_here(
                     pending.info = event.payload
                 else:
                     chunk = event.payload
-                    pending.vectors.append(embedder.encode_clips(chunk.frames))
-                    if tuner:
-                        tuner.record(chunk.frames.shape[0] * chunk.frames.shape[1])
+                    pending.encoding.append(encoder.submit(chunk.frames))
                     chunk.frames = chunk.frames[:0]  # the pixels are no longer needed
                     pending.chunks.append(chunk)
                     n_clips += len(chunk.clip_index)
                     bar.set_postfix(clips=n_clips)
-                continue
-            bar.update(1)
-            if event.kind == "done":
-                try:
-                    meta = _write_video(cache, rule, embedder.dim, pending)
-                except (CacheError, OSError) as exc:  # e.g. a full disk: this video only
-                    yield pending, None, f"its index could not be written: {exc}"
-                else:
-                    yield pending, meta, None
             else:
-                yield pending, None, _failure_message(event)
-            todo[event.index] = _Pending(pending.path, pending.video_id)  # free memory
+                bar.update(1)
+                if event.kind == "done":
+                    decoded.append(pending)
+                else:
+                    yield pending, None, _failure_message(event)
+                todo[event.index] = _Pending(pending.path, pending.video_id)  # free memory
+            while decoded and all(future.done() for future in decoded[0].encoding):
+                yield write(decoded.pop(0))
+        while decoded:
+            yield write(decoded.pop(0))
     finally:
         bar.close()
-        if tuner:
-            tuner.restore()
+        encoder.close()
 
 
-class _ThreadTuner:
-    """Chooses torch's thread count for a CPU encoder that shares the cores with decoders.
+#: most threads encoding chunks at once (with more cores, each runs torch on several): bounds
+#: the frames in flight on machines with many cores
+MAX_ENCODE_THREADS = 8
 
-    With every core for torch, the encoder and the decoding workers oversubscribe the CPU and
-    torch's threads wait on each other; with one core per decoding worker left free, a slow
-    encoder idles a core while decoders wait for it. Which wins depends on the machine, the
-    model and the precision (on the 2-core machine: fewer threads +15 % frames/s in bf16,
-    -27 % in fp32), so the tuner measures: it alternates the options over windows of chunks,
-    keeps the faster (frames per wall-clock second, waiting included), and measures again
-    every ``recheck`` windows.
+
+class _ChunkEncoder:
+    """Encodes chunks as they arrive; on the CPU, whole chunks on one thread per core (at most
+    ``MAX_ENCODE_THREADS``, each then running torch on the cores left to it).
+
+    torch's own threads wait for each other after every operation, so when the decoding
+    workers take a core, one descheduled thread stalls the rest (and the threads that spin
+    while waiting take CPU from the decoders). Whole chunks on parallel threads, each running
+    torch on one thread, never wait for each other: the cores are shared out by the OS and the
+    decoders fill the gaps. ``benchmarks/index_throughput.py`` measures it against the bound.
+    Results come back in the order submitted; at most two chunks per thread are in flight.
     """
 
-    def __init__(self, options: list[int], *, window: int = 3, recheck: int = 20) -> None:
+    def __init__(self, embedder: Embedder) -> None:
+        self.embedder = embedder
+        self.pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self.threads = 1
+        self.in_flight: collections.deque[concurrent.futures.Future[np.ndarray]] = (
+            collections.deque()
+        )
+        if getattr(embedder, "device", None) != "cpu":
+            return
         import torch
 
         self._torch = torch
         self.original = torch.get_num_threads()
-        self.options = options
-        self.window = window
-        self.recheck = recheck
-        self.rates: dict[int, float] = {}
-        self.current = options[0]
-        self.windows_left = recheck
-        self.started: float | None = None  # the first chunk starts the clock: no start-up
-        torch.set_num_threads(self.current)
+        if self.original > 1:
+            self.threads = min(self.original, MAX_ENCODE_THREADS)
+            torch.set_num_threads(max(1, self.original // self.threads))
+            self.pool = concurrent.futures.ThreadPoolExecutor(
+                self.threads, thread_name_prefix="va_widgets-encode"
+            )
 
-    @classmethod
-    def for_encoder(cls, embedder: Embedder, workers: int) -> _ThreadTuner | None:
-        """A tuner when ``embedder`` runs torch on the CPU and there is a choice to make."""
-        if getattr(embedder, "device", None) != "cpu":
-            return None
-        import torch
+    def submit(self, frames: np.ndarray) -> concurrent.futures.Future[np.ndarray]:
+        """A future of the clip vectors of ``frames`` (n, K, S, S, 3)."""
+        if self.pool is None:  # encode here and now
+            done: concurrent.futures.Future[np.ndarray] = concurrent.futures.Future()
+            done.set_result(self.embedder.encode_clips(frames))
+            return done
+        while len(self.in_flight) >= 2 * self.threads:
+            self.in_flight.popleft().result()
+        future = self.pool.submit(self.embedder.encode_clips, frames)
+        self.in_flight.append(future)
+        return future
 
-        threads = torch.get_num_threads()
-        shared = max(1, min(threads, (os.cpu_count() or 1) - workers))
-        return cls([threads, shared]) if shared < threads else None
-
-    def _start_window(self) -> None:
-        self._torch.set_num_threads(self.current)
-        self.frames = 0
-        self.chunks = 0
-        self.started = time.perf_counter()
-
-    def record(self, frames: int) -> None:
-        """Count a chunk of ``frames`` just encoded; switch threads at the end of a window."""
-        if self.started is None:
-            self._start_window()
-            return
-        self.frames += frames
-        self.chunks += 1
-        if self.chunks < self.window:
-            return
-        self.rates[self.current] = self.frames / max(time.perf_counter() - self.started, 1e-9)
-        untried = [n for n in self.options if n not in self.rates]
-        self.windows_left -= 1
-        if untried:
-            self.current = untried[0]
-        elif self.windows_left <= 0:  # measure the other options again
-            self.rates = {self.current: self.rates[self.current]}
-            self.windows_left = self.recheck
-            self.current = next(n for n in self.options if n != self.current)
-        else:
-            self.current = max(self.rates, key=self.rates.__getitem__)
-        self._start_window()
-
-    def restore(self) -> None:
-        self._torch.set_num_threads(self.original)
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+            self._torch.set_num_threads(self.original)
 
 
 _task_embedders: dict[str, Embedder] = {}
