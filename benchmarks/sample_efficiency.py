@@ -63,7 +63,10 @@ part, by its variance) cut the MAE to 6.3/6.1/3.7 but is biased by +7 points on 
 population of tests/test_quality.py; centred isotonic is 12 points low on its step population;
 halving the variance floor narrows the interval by a quarter (0.30/0.20/0.13 at 50/100/200 on
 the tuning split, still covering 96 %) but covers 72 % on the logistic population, where the
-floor is the exact variance. The default stays.
+floor is the exact variance. Calibrating on the fold models' predictions (as the out-of-fold
+scores are) biased the plug-in 4-7 points low; correcting AP's numerator and its positives
+separately and taking their ratio, or a targeted plug-in (the predictions fluctuated until the
+weighted residuals vanish), raised the error. The default stays.
 
     python benchmarks/sample_efficiency.py --split report --seeds 10
     python benchmarks/sample_efficiency.py --split tune --seeds 3 --variant favour=0.03+arm_floor=0.05
