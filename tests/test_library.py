@@ -323,3 +323,33 @@ def test_a_cpu_encoder_encodes_chunks_on_every_core_with_one_torch_thread_each(
     assert len({ident for ident, _ in seen}) == 2
     assert (lib.clips["clip_id"] == reference.clips["clip_id"]).all()
     np.testing.assert_allclose(lib.features, reference.features, atol=2e-3)
+
+
+def test_the_decoding_worker_imports_neither_pandas_nor_the_cache(
+    tmp_path, monkeypatch, pixel_embedder
+):
+    """A worker process starts by unpickling what it runs; that must stay light (no pandas),
+    since the encoder waits for the worker's first chunk."""
+    import pickle
+
+    import va_widgets.workers
+    from va_widgets import indexing
+    from va_widgets.media import ClipRule
+
+    sent = []
+
+    def fake_run_isolated(fn, items, *, workers=1):
+        sent.append((fn, list(items)))
+        return iter(())
+
+    monkeypatch.setattr(va_widgets.workers, "run_isolated", fake_run_isolated)
+    todo = [indexing._Pending(tmp_path / "a.mp4", "a")]
+    assert list(indexing._index_here(tmp_path, ClipRule(), pixel_embedder, todo, 1, False)) == []
+    blob = pickle.dumps(sent[0])
+    code = (
+        "import pickle, sys; pickle.loads(sys.stdin.buffer.read()); "
+        "print(sorted(m for m in ('pandas', 'va_widgets.cache', 'va_widgets.library') "
+        "if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], input=blob, capture_output=True, check=True)
+    assert out.stdout.decode().strip() == "[]"

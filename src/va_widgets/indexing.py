@@ -32,7 +32,7 @@ from va_widgets import cache as layout
 from va_widgets.checks import check_count
 from va_widgets.errors import CacheError, VaWidgetsError, VideoError
 from va_widgets.library import ClipLibrary, PathLike, check_embedder
-from va_widgets.media import VIDEO_EXTENSIONS, ClipRule
+from va_widgets.media import VIDEO_EXTENSIONS, ClipRule, DecodeJob, decode_job
 
 if TYPE_CHECKING:
     from va_widgets.embedders import Embedder
@@ -388,24 +388,6 @@ class _Indexer:
 
 # -- videos: decode, encode, write a shard ---------------------------------------------------
 @dataclass
-class _Job:
-    """What a decoding worker needs for one video (picklable)."""
-
-    path: str
-    rule: ClipRule
-    image_size: int
-
-
-def _decode(job: _Job) -> Iterator[VideoInfo | ClipChunk]:
-    from va_widgets.media import iter_clips
-
-    # small chunks: encoding starts after a few clips instead of after a whole video
-    yield from iter_clips(
-        job.path, job.rule, image_size=job.image_size, chunk_clips=4, repeat_info=True
-    )
-
-
-@dataclass
 class _Pending:
     """A video being indexed: its decoded chunks and encoded vectors so far."""
 
@@ -436,7 +418,7 @@ def _index_here(
     from va_widgets.media import ClipChunk
     from va_widgets.workers import run_isolated
 
-    jobs = [_Job(str(p.path), rule, embedder.image_size) for p in todo]
+    jobs = [DecodeJob(str(p.path), rule, embedder.image_size) for p in todo]
     bar = tqdm(total=len(todo), unit="video", desc="indexing", disable=not progress)
     n_clips = 0
     encoder = _ChunkEncoder(embedder)
@@ -450,7 +432,7 @@ def _index_here(
             return pending, None, f"its index could not be written: {exc}"
 
     try:
-        for event in run_isolated(_decode, jobs, workers=workers):
+        for event in run_isolated(decode_job, jobs, workers=workers):
             pending = todo[event.index]
             if event.kind == "result":
                 if not isinstance(event.payload, ClipChunk):

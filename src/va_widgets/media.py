@@ -910,3 +910,23 @@ def _make_chunk(states: list[_ClipState], seconds: np.ndarray) -> ClipChunk:
         frames=np.stack([s.frames for s in states]),
         thumbnails=[list(s.thumbs) for s in states],
     )
+
+
+# -- indexing's decoding worker ------------------------------------------------------------
+# Here rather than in ``indexing``: a worker process imports the module of what it runs, and
+# this one is light (numpy; PyAV when decoding starts), so the worker decodes sooner.
+@dataclass
+class DecodeJob:
+    """What a decoding worker needs for one video (picklable)."""
+
+    path: str
+    rule: ClipRule
+    image_size: int
+
+
+def decode_job(job: DecodeJob) -> Iterator[VideoInfo | ClipChunk]:
+    """The video's ``VideoInfo`` and ``ClipChunk``s for indexing (run in a worker process)."""
+    # small chunks: encoding starts after a few clips instead of after a whole video
+    yield from iter_clips(
+        job.path, job.rule, image_size=job.image_size, chunk_clips=4, repeat_info=True
+    )
