@@ -389,14 +389,13 @@ class _Indexer:
 # -- videos: decode, encode, write a shard ---------------------------------------------------
 @dataclass
 class _Pending:
-    """A video being indexed: its decoded chunks and encoded vectors so far."""
+    """A video being indexed: its decoded chunks and the encoder's futures of their vectors."""
 
     path: Path
     video_id: str
     info: VideoInfo | None = None
     chunks: list[ClipChunk] = field(default_factory=list)
-    encoding: list[concurrent.futures.Future[np.ndarray]] = field(default_factory=list)
-    vectors: list[np.ndarray] = field(default_factory=list)
+    vectors: list[concurrent.futures.Future[np.ndarray]] = field(default_factory=list)
 
 
 def _index_here(
@@ -425,7 +424,6 @@ def _index_here(
     decoded: list[_Pending] = []  # decoded whole, written once its chunks are encoded
 
     def write(pending: _Pending) -> tuple[_Pending, dict[str, Any] | None, str | None]:
-        pending.vectors = [future.result() for future in pending.encoding]
         try:
             return pending, _write_video(cache, rule, embedder.dim, pending), None
         except (CacheError, OSError) as exc:  # e.g. a full disk: this video only
@@ -439,8 +437,8 @@ def _index_here(
                     pending.info = event.payload
                 else:
                     chunk = event.payload
-                    pending.encoding.append(encoder.submit(chunk.frames))
-                    chunk.frames = chunk.frames[:0]  # the pixels are no longer needed
+                    pending.vectors.append(encoder.submit(chunk.frames))
+                    chunk.frames = chunk.frames[:0]  # the encoder keeps the pixels until done
                     pending.chunks.append(chunk)
                     n_clips += len(chunk.clip_index)
                     bar.set_postfix(clips=n_clips)
@@ -451,7 +449,7 @@ def _index_here(
                 else:
                     yield pending, None, _failure_message(event)
                 todo[event.index] = _Pending(pending.path, pending.video_id)  # free memory
-            while decoded and all(future.done() for future in decoded[0].encoding):
+            while decoded and all(future.done() for future in decoded[0].vectors):
                 yield write(decoded.pop(0))
         while decoded:
             yield write(decoded.pop(0))
@@ -547,7 +545,8 @@ def _write_video(cache: Path, rule: ClipRule, dim: int, p: _Pending) -> dict[str
     """
     assert p.info is not None
     k = rule.frames_per_clip
-    vectors = np.concatenate(p.vectors) if p.vectors else np.zeros((0, dim), np.float32)
+    encoded = [future.result() for future in p.vectors]
+    vectors = np.concatenate(encoded) if encoded else np.zeros((0, dim), np.float32)
     features = vectors.astype(np.float16)
 
     def cat(name: str, empty: np.ndarray) -> np.ndarray:
