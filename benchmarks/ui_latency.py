@@ -303,6 +303,10 @@ def summarize(
     rows = [r for r in all_rows if not r["page_label"]]
     page_rows = [r for r in all_rows if r["page_label"]]
     pages = [r for r in page_rows if r["paint_ms"] is not None]
+    page_presented = [
+        r["page_presented_ms"] for r in page_rows if r["page_presented_ms"] is not None
+    ]
+    presented_first = sum(1 for r in page_rows if r["in_first_frame"])
     in_frame = [r for r in pages if r["frame_ms"] is not None and r["paint_ms"] <= r["frame_ms"]]
     paint = [r["paint_ms"] for r in rows if r["paint_ms"] is not None]
     frame_only = [
@@ -330,10 +334,7 @@ def summarize(
         ("key -> label committed + retrained (data-last-saved)", saved),
         ("Shift+A/X -> next page's first preview painted", [r["paint_ms"] for r in pages]),
         ("  end of the key's first frame", [r["frame_ms"] for r in pages]),
-        (
-            "Shift+A/X -> next page presented (marker's renderTime)",
-            [r["page_presented_ms"] for r in page_rows if r["page_presented_ms"] is not None],
-        ),
+        ("Shift+A/X -> next page presented (marker's renderTime)", page_presented),
         ("kernel: Task.label_many (commit + retrain)", retrain),
         ("kernel: whole label message (+ counts, queue scores, ack)", kernel["handled_ms"]),
         ("kernel: quality estimate after a pause (status message)", kernel["status_ms"]),
@@ -355,8 +356,7 @@ def summarize(
     if pages:
         print(f"page labels painted in the key's first frame: {len(in_frame)} of {len(pages)}")
     if args.presented and page_rows:
-        first = sum(1 for r in page_rows if r["in_first_frame"])
-        print(f"page labels presented in the key's first frame (marker's frame): {first} of "
+        print(f"page labels presented in the key's first frame (marker's frame): {presented_first} of "
               f"{len(page_rows)}")  # fmt: skip
     p50, p95 = pct(preview, 50), pct(preview, 95)
     ok = p50 <= TARGET_P50_MS and p95 <= TARGET_P95_MS
@@ -378,14 +378,9 @@ def summarize(
             "n": len(pages),
         },
         "page_label_presented_ms": {
-            "p50": pct(
-                pp := [
-                    r["page_presented_ms"] for r in page_rows if r["page_presented_ms"] is not None
-                ],
-                50,
-            ),
-            "p95": pct(pp, 95),
-            "in_first_frame": sum(1 for r in page_rows if r["in_first_frame"]),
+            "p50": pct(page_presented, 50),
+            "p95": pct(page_presented, 95),
+            "in_first_frame": presented_first,
             "n": len(page_rows),
         },
         "targets_met": ok,
