@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 
 import numpy as np
@@ -15,8 +16,9 @@ def test_project_a_float16_memory_map_equals_the_float32_product(tmp_path):
     x = rng.standard_normal((50_001, 48)).astype(np.float16)  # not a multiple of the chunk
     np.save(tmp_path / "x.npy", x)
     mapped = np.load(tmp_path / "x.npy", mmap_mode="r")
-    for weights in (rng.standard_normal(48), rng.standard_normal((48, 3))):
-        got = project(mapped, weights, chunk_rows=4096)
+    weights_list = (rng.standard_normal(48), rng.standard_normal((48, 3)))
+    for weights, chunk_rows in itertools.product(weights_list, (4096, None)):  # None: default
+        got = project(mapped, weights, chunk_rows=chunk_rows)
         want = x.astype(np.float64) @ weights
         assert got.dtype == np.float32 and got.shape == want.shape
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-4)

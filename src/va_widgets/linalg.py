@@ -13,11 +13,13 @@ from collections.abc import Iterator
 
 import numpy as np
 
-CHUNK_ROWS = 8192
+#: float32 bytes of the rows converted at a time: a buffer that stays in cache while it is
+#: multiplied (8192 rows of 512, 16 MB, ran 2-2.7x slower at 100k and 1M clips than 2 MB)
+CHUNK_BYTES = 2 << 20
 
 
 def project(
-    features: np.ndarray, weights: np.ndarray, *, chunk_rows: int = CHUNK_ROWS
+    features: np.ndarray, weights: np.ndarray, *, chunk_rows: int | None = None
 ) -> np.ndarray:
     """Return ``features @ weights`` in float32, converting ``features`` chunk by chunk.
 
@@ -31,13 +33,13 @@ def project(
     (n,) or (n, m) float32 array.
 
     A float16 matrix is converted by torch into a reused float32 buffer of ``chunk_rows``
-    rows (small enough to stay in cache) and multiplied there: several times faster than
-    NumPy, whose float16 arithmetic and conversion are slow. The rows are split into a few
-    parts per core, each run by a Python thread with torch on one thread (torch releases the
-    GIL): the work is bound by memory bandwidth, and torch's own thread pool waits for all
-    its threads after every small operation, which on a busy machine costs more than the
-    work (1M x 512 on the 2-core machine under load: 0.27-0.45 s on one thread, 0.6-3.4 s
-    on torch's two).
+    rows (default: ``CHUNK_BYTES`` of them, small enough to stay in cache) and multiplied
+    there: several times faster than NumPy, whose float16 arithmetic and conversion are slow.
+    The rows are split into a few parts per core, each run by a Python thread with torch on
+    one thread (torch releases the GIL): the work is bound by memory bandwidth, and torch's
+    own thread pool waits for all its threads after every small operation, which on a busy
+    machine costs more than the work (1M x 512 on the 2-core machine under load: 0.27-0.45 s
+    on one thread, 0.6-3.4 s on torch's two).
     """
     weights = np.asarray(weights, dtype=np.float32)
     if features.dtype != np.float16:
@@ -45,6 +47,7 @@ def project(
     import torch  # lazy
 
     n = features.shape[0]
+    chunk_rows = chunk_rows or max(1, CHUNK_BYTES // (4 * features.shape[1]))
     out_shape = (n,) if weights.ndim == 1 else (n, weights.shape[1])
     out = torch.empty(out_shape, dtype=torch.float32)
     w = torch.from_numpy(weights)
@@ -97,7 +100,7 @@ def _pool(workers: int) -> concurrent.futures.ThreadPoolExecutor:
 
 
 def logistic(
-    features: np.ndarray, weights: np.ndarray, intercept: float, *, chunk_rows: int = CHUNK_ROWS
+    features: np.ndarray, weights: np.ndarray, intercept: float, *, chunk_rows: int | None = None
 ) -> np.ndarray:
     """P(positive) of a linear model, ``sigmoid(features @ weights + intercept)``, float32 (n,)."""
     from scipy.special import expit
