@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sklearn.linear_model import LogisticRegression
 
 from va_widgets.learner import average_precision
@@ -57,6 +59,18 @@ def test_ap_gradient_is_ap_for_binary_labels_and_its_derivative():
         bumped = soft.copy()
         bumped[j] += 1e-6
         assert (Q.ap_gradient(s, bumped)[0] - v0) / 1e-6 == pytest.approx(g0[j], rel=1e-3, abs=1e-7)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.sampled_from([0.0, 0.25, 0.5, 1.0, 0.1 + 1e-17]) | st.floats(0, 1), max_size=300)
+)
+def test_descending_order_is_the_stable_descending_sort(values):
+    """Ties (duplicate clips score alike) keep the row order of a stable sort."""
+    s = np.asarray(values, dtype=np.float64)
+    np.testing.assert_array_equal(Q.descending_order(s), np.argsort(-s, kind="stable"))
+    big = np.repeat(s, 3) if len(s) else s
+    np.testing.assert_array_equal(Q.descending_order(big), np.argsort(-big, kind="stable"))
 
 
 def test_clip_influence_predicts_the_bootstrap_spread_of_ap():
