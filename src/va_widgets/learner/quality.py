@@ -151,8 +151,10 @@ def descending_order(scores: np.ndarray) -> np.ndarray:
     tied = ranked[1:] == ranked[:-1]
     if tied.any():
         n = len(order)
-        group = np.r_[0, np.cumsum(~tied)].astype(np.int64)
-        order = np.sort(group * n + order) % n
+        group = np.r_[0, np.cumsum(~tied)]  # tie group of each rank
+        in_tie = np.r_[tied, False] | np.r_[False, tied]
+        at = np.flatnonzero(in_tie)  # each group's ranks are contiguous: sort them in place
+        order[at] = np.sort(group[at].astype(np.int64) * n + order[at]) % n
     return order
 
 
