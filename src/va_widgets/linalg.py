@@ -47,7 +47,8 @@ def project(
     import torch  # lazy
 
     n = features.shape[0]
-    chunk_rows = chunk_rows or max(1, CHUNK_BYTES // (4 * features.shape[1]))
+    if chunk_rows is None:
+        chunk_rows = max(1, CHUNK_BYTES // (4 * features.shape[1]))
     out_shape = (n,) if weights.ndim == 1 else (n, weights.shape[1])
     out = torch.empty(out_shape, dtype=torch.float32)
     w = torch.from_numpy(weights)
