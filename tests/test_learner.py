@@ -16,6 +16,7 @@ from va_widgets.learner import (
     default_estimator,
     simulate,
 )
+from va_widgets.learner import quality as Q
 
 
 def blobs(n=400, d=16, sep=4.0, pos_rate=0.25, seed=0, noise=1.0):
@@ -354,6 +355,7 @@ def test_quality_needs_sampled_labels_and_both_classes():
     engine.update(hand)  # hand-picked labels only (no propensities): no estimate
     q = engine.quality()
     assert isinstance(q, Quality) and q.ap is None and q.ci_low is None
+    assert engine.quality_sample() is None
     assert "sampled feed" in q.reason and q.n_sampled == 0 and (q.n_pos, q.n_neg) == (10, 20)
     assert q.summary.startswith("no estimate yet: needs")
     labels, props = dict(hand), {}
@@ -371,6 +373,9 @@ def test_quality_needs_sampled_labels_and_both_classes():
         assert part is not None and part.low <= part.value <= part.high
     assert abs(q.prevalence.value - y.mean()) < 0.15
     assert engine.quality() is q  # cached until the labels change
+    sample = engine.quality_sample()  # what the estimate was computed from
+    assert sample is not None and len(sample.rows) == len(labels) and sample.sampled.sum() == 40
+    assert Q.estimate_all(sample)["ap"] == Q.Interval(q.ap, q.ci_low, q.ci_high)
 
 
 def test_propensities_are_checked():

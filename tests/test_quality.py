@@ -172,6 +172,25 @@ def test_calibration_recovers_a_step_from_labels_near_the_boundary():
     assert f.sum() == pytest.approx(y.sum(), rel=0.05)
 
 
+def test_correction_is_unbiased_for_the_first_order_change():
+    """Each session's correction estimates sum over unlabelled clips of dAP/dl (y - f): over
+    repeated sessions its error against that sum (known here) centres on 0."""
+    scores, y = step_population(seed=2)
+    errors = []
+    for rep in range(120):
+        rng = np.random.default_rng(300 + rep)
+        rows, props = borderline_led_draws(scores, 30, rng)
+        sample = Q.Sample(scores, rows, y[rows].astype(float), props)
+        _, grad = Q.ap_gradient(sample.scores, sample.ell)
+        first = np.sum(grad[sample.unlabelled] * (y - sample.f)[sample.unlabelled])
+        draws = Q.correction_draws(sample, grad)
+        assert len(draws) == len(rows)
+        errors.append(draws.mean() - first)
+    standard_error = np.std(errors, ddof=1) / np.sqrt(len(errors))
+    assert 0 < standard_error < 0.03  # the draws vary from session to session, not wildly
+    assert abs(np.mean(errors)) < 3 * standard_error
+
+
 def test_estimate_is_unbiased_and_informative_when_calibration_is_not_logistic():
     """Under an auto-like design on the step population: centred on the truth, covering, and
     an interval narrower than half the AP range."""

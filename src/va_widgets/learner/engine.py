@@ -737,6 +737,21 @@ class ActiveLearningEngine:
         out[rows] = p
         return out
 
+    def quality_sample(self) -> Q.Sample | None:
+        """What the estimate of :meth:`quality` is computed from (None while there is none)."""
+        q = self.quality()
+        if q.ap is None:
+            return None
+        scores = self.honest_scores()
+        assert scores is not None
+        rows = np.fromiter(self._labels, dtype=np.int64, count=len(self._labels))
+        props = np.array([self._propensity.get(int(r), np.nan) for r in rows])
+        return self._quality_sample(scores, rows, props)
+
+    def _quality_sample(self, scores: np.ndarray, rows: np.ndarray, props: np.ndarray) -> Q.Sample:
+        y = np.array([self._labels[int(r)] for r in rows], dtype=np.float64)
+        return Q.Sample(scores, rows, y, props, self.explore, self._design())
+
     def quality(self, *, threshold: float = 0.5) -> Q.Quality:
         """The honest estimate of the current model's AP over all rows, with a 90 % interval.
 
@@ -773,8 +788,7 @@ class ActiveLearningEngine:
             q = Q.Quality(None, None, None, reason="needs " + " and ".join(missing), **base)
             self._quality_cache = q
             return q
-        y = np.array([labels[int(r)] for r in rows], dtype=np.float64)
-        sample = Q.Sample(scores, rows, y, props, self.explore, self._design())
+        sample = self._quality_sample(scores, rows, props)
         est = Q.estimate_all(sample, threshold)
         ap = est["ap"]
         assert ap is not None

@@ -304,6 +304,16 @@ def _t_quantile(dof: int, level: float) -> float:
     return float(t.ppf(0.5 + level / 2, max(dof, 1)))
 
 
+def correction_draws(sample: Sample, grad: np.ndarray) -> np.ndarray:
+    """Each draw's estimate of sum over unlabelled clips of grad * (y - f); their mean is the
+    correction (the first-order change of the metric from f to the true labels)."""
+    fl = sample.f[sample.rows]
+    z = grad[sample.rows] * (sample.y - fl)  # residual terms of the labelled clips, in order
+    since = np.cumsum(z[::-1])[::-1]  # residuals of the clips labelled at or after each draw
+    s = sample.sampled
+    return z[s] / sample.propensity[s] - since[s]
+
+
 def estimate(
     sample: Sample,
     metric: Callable[[np.ndarray, np.ndarray], tuple[float, np.ndarray]],
@@ -315,11 +325,7 @@ def estimate(
     value, grad = metric(sample.scores, sample.ell)
     if not np.isfinite(value):
         return None
-    fl = sample.f[sample.rows]
-    z = grad[sample.rows] * (sample.y - fl)  # residual terms of the labelled clips, in order
-    since = np.cumsum(z[::-1])[::-1]  # residuals of the clips labelled at or after each draw
-    s = sample.sampled
-    e = z[s] / sample.propensity[s] - since[s]
+    e = correction_draws(sample, grad)
     n = len(e)
     correction = float(e.mean())
     var = float(e.var(ddof=1)) / n if n > 1 else 0.0
