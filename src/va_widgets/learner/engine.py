@@ -744,9 +744,12 @@ class ActiveLearningEngine:
             return None
         scores = self.honest_scores()
         assert scores is not None
+        return self._quality_sample(scores, *self._labelled_rows())
+
+    def _labelled_rows(self) -> tuple[np.ndarray, np.ndarray]:
+        """The labelled rows in the order labelled, and each one's propensity (NaN: by hand)."""
         rows = np.fromiter(self._labels, dtype=np.int64, count=len(self._labels))
-        props = np.array([self._propensity.get(int(r), np.nan) for r in rows])
-        return self._quality_sample(scores, rows, props)
+        return rows, np.array([self._propensity.get(int(r), np.nan) for r in rows])
 
     def _quality_sample(self, scores: np.ndarray, rows: np.ndarray, props: np.ndarray) -> Q.Sample:
         y = np.array([self._labels[int(r)] for r in rows], dtype=np.float64)
@@ -764,8 +767,7 @@ class ActiveLearningEngine:
         labels = self._labels
         n_pos = sum(labels.values())
         n_neg = len(labels) - n_pos
-        rows = np.fromiter(labels, dtype=np.int64, count=len(labels))
-        props = np.array([self._propensity.get(int(r), np.nan) for r in rows])
+        rows, props = self._labelled_rows()
         n_sampled = int(np.isfinite(props).sum())
         base: dict[str, Any] = dict(
             n_pos=n_pos,
