@@ -711,7 +711,13 @@ class ActiveLearningEngine:
         return rows[np.argsort(-disagreement, kind="stable")]
 
     def _design(self) -> np.ndarray:
-        """Each row's probability of the next auto draw (0 for labelled rows)."""
+        """Each row's probability of the next auto draw (0 for labelled rows).
+
+        The variance floor uses it whichever feed drew: with a fixed feed's own design the
+        floor is too low where that design is broad. Measured on the tuning split (50 runs of
+        the random feed): the uniform design's floor covered the held-out AP in 44/68/76/66 %
+        of checkpoints at 25/50/100/200 labels, this one in 54/78/92/90 %.
+        """
         mask = self._exclude_mask(None)
         probs, _, _ = self._bandit.probabilities()
         source = self.last_source
