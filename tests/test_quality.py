@@ -142,6 +142,21 @@ def test_hand_picked_labels_are_known_never_a_sample():
     np.testing.assert_array_equal(sample.ell[rows], y[rows])
 
 
+def test_an_estimate_from_few_positive_labels_says_it_is_rough():
+    """With under FEW_POSITIVES positive labels the interval covers the truth less often than
+    it claims (measured under the random feed), so the words say so; with more they do not."""
+    few = Q.FEW_POSITIVES - 1
+    kw = dict(n_neg=20, n_sampled=25, model_version=3, reason="")
+    rough = Q.Quality(0.6, 0.4, 0.8, n_pos=few, **kw)
+    assert rough.summary == (
+        f"estimated AP 0.60 (0.40{Q.DASH}0.80), from 25 random checks; rough: only {few} "
+        "positive labels"
+    )
+    assert str(rough).startswith(rough.summary)
+    assert "rough" not in Q.Quality(0.6, 0.4, 0.8, n_pos=Q.FEW_POSITIVES, **kw).summary
+    assert "rough" not in Q.Quality(None, None, None, n_pos=1, **kw).summary
+
+
 def test_plateau_advice():
     rising = [(n, 0.5 + n / 400, 0.45 + n / 400, 0.55 + n / 400) for n in range(10, 130, 10)]
     assert Q.plateau_advice(rising) == ""

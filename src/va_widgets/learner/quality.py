@@ -39,6 +39,10 @@ DASH = "\u2013"
 CALIBRATION_FOLDS = 5
 #: labels over which a plateau is judged
 PLATEAU_LABELS = 40
+#: below this many positive labels the words call the estimate rough: under the random feed
+#: (tuning split, 100 runs) its 90 % interval covered the held-out AP in 78 % of checkpoints
+#: with 1-3 positive labels and 83 % with 4-5, against 88-98 % with 6 or more
+FEW_POSITIVES = 6
 
 
 def average_precision(y_true: np.ndarray, scores: np.ndarray) -> float:
@@ -121,9 +125,10 @@ class Quality:
         """One line in plain words, e.g. "estimated AP 0.87 (0.80-0.93), from 14 random checks"."""
         if self.ap is None:
             return f"no estimate yet: {self.reason}"
+        rough = f"; rough: only {self.n_pos} positive labels" if self.n_pos < FEW_POSITIVES else ""
         return (
             f"estimated AP {self.ap:.2f} ({self.ci_low:.2f}{DASH}{self.ci_high:.2f}), "
-            f"from {self.n_sampled} random checks"
+            f"from {self.n_sampled} random checks{rough}"
         )
 
     def __str__(self) -> str:
