@@ -67,7 +67,11 @@ def test_large_player_scrubs_steps_and_labels(
     assert page.get_attribute(ROOT, "data-player") == "open"
 
     page.keyboard.press(".")  # pause and step: frame by frame, by the clip's frame times
-    page.wait_for_function("(v) => document.querySelector(v).paused", arg=VIDEO)
+    # the step's seek settled (the pause alone shows the frame before it): then read the frame
+    page.wait_for_function(
+        "(v) => { const x = document.querySelector(v); return x.paused && !x.seeking; }",
+        arg=VIDEO,
+    )
     frame = int(page.get_attribute(PLAYER, "data-frame") or 0)
     page.keyboard.press(".")
     wait_data(page, PLAYER, "frame", frame + 1)
