@@ -443,10 +443,44 @@ def test_simulate_accepts_a_plain_feature_array():
     df = va.simulate(x, y, budget=40, policy="auto", checkpoints=(20, 40), batch_size=10)
     assert df.n_labels.tolist() == [20, 40] and df.ap.between(0, 1).all()
     assert {"estimate", "estimate_low", "estimate_high"} <= set(df.columns)
+    # checkpoints beyond the budget are never reached; the session's end always is
+    end = va.simulate(x, y, budget=30, policy="random", checkpoints=(25, 50), batch_size=10)
+    assert end.n_labels.tolist() == [25, 30]
     with pytest.raises(ValueError, match="oracle_labels for a feature array must be a bool"):
         va.simulate(x, y.astype(int), budget=10)
     with pytest.raises(ValueError, match="feature array must be numeric"):
         va.simulate(x[:, 0], y, budget=10)
+
+
+def _bad_simulate_arguments():  # type: ignore[no-untyped-def]
+    rng = np.random.default_rng(0)
+    y = rng.random(120) < 0.3
+    x = rng.standard_normal((120, 5))
+    holed = x.copy()
+    holed[7, 2] = np.nan
+    endless = x.copy()
+    endless[9, 0] = np.inf
+    ok = dict(budget=20, checkpoints=(10, 20), batch_size=5)
+    return [
+        ((x.tolist(), y), ok, "source must be a Task, a ClipLibrary or a numpy array"),
+        ((x, y), dict(ok, budget=2.5), "budget must be an integer, got 2.5"),
+        ((holed, y), ok, r"features have 1 NaN or infinite value\(s\) \(first in row 7\)"),
+        ((endless, y), ok, r"features have 1 NaN or infinite value\(s\) \(first in row 9\)"),
+        ((x, y), dict(ok, budget=0), "budget must be an integer >= 1, got 0"),
+        ((x, y), dict(ok, budget=-5), "budget must be an integer >= 1, got -5"),
+        ((x, y), dict(ok, batch_size=0), "batch_size must be an integer >= 1, got 0"),
+        ((x, y), dict(ok, policy=[]), "policy must be a feed, a non-empty list of feeds"),
+        ((x, y), dict(ok, policy="nope"), "unknown feed 'nope'"),
+        ((x, y), dict(ok, checkpoints=("a",)), "checkpoints must be whole numbers"),
+        ((x, y), dict(ok, eval_fraction=1.5), "eval_fraction must lie strictly between 0 and 1"),
+        ((x, y), dict(ok, prior_scores=np.full(120, np.nan)), "prior_scores have 120 NaN"),
+    ]
+
+
+@pytest.mark.parametrize(("args", "kwargs", "message"), _bad_simulate_arguments())
+def test_simulate_names_a_bad_argument_and_what_to_do(args, kwargs, message):  # type: ignore[no-untyped-def]
+    with pytest.raises((TypeError, ValueError), match=message):
+        va.simulate(*args, **kwargs)
 
 
 def label_auto_batches(task, oracle, batches):  # type: ignore[no-untyped-def]

@@ -529,6 +529,8 @@ def simulate(
         ``library.clips`` (or the feature rows), or a Series / dict keyed by clip id.
     prior_scores : (n,) zero-shot scores for a feature array (a library computes them from
         ``query``).
+    checkpoints : label counts at which to evaluate; the budget (at most the pool's size),
+        the session's end, is always one.
 
     Returns
     -------
@@ -539,9 +541,18 @@ def simulate(
     from sklearn.model_selection import train_test_split
 
     from va_widgets.learner import simulate as replay
+    from va_widgets.learner.simulate import check_session, require_finite
+    from va_widgets.library import ClipLibrary
 
+    check_session(budget, batch_size, policy, checkpoints)
+    if not 0.0 < eval_fraction < 1.0:
+        raise ValueError(
+            f"eval_fraction must lie strictly between 0 and 1 (the held-out share); got "
+            f"{eval_fraction!r}"
+        )
     if isinstance(source, np.ndarray):
         features = _feature_array(source)
+        require_finite("features", features)
         y = _label_array(oracle_labels, len(features))
         prior = None if prior_scores is None else np.asarray(prior_scores, dtype=np.float32)
         if prior is not None and prior.shape != (len(features),):
@@ -549,6 +560,13 @@ def simulate(
                 f"prior_scores must have one entry per feature row ({len(features)}), "
                 f"got shape {prior.shape}"
             )
+        if prior is not None:
+            require_finite("prior_scores", prior)
+    elif not isinstance(source, Task | ClipLibrary):
+        raise TypeError(
+            "source must be a Task, a ClipLibrary or a numpy array of features (n, d); got "
+            f"{type(source).__name__}"
+        )
     else:
         library = source.library if isinstance(source, Task) else source
         if query is None and isinstance(source, Task):

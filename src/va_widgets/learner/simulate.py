@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from va_widgets.checks import check_count
 from va_widgets.learner.engine import ActiveLearningEngine
 from va_widgets.learner.quality import Quality, average_precision
 
@@ -50,7 +51,8 @@ def simulate(
     eval_prior_scores : optional
         Zero-shot scores of the held-out split, used for AP while there is no model (a run
         without a model and without them scores at the positive rate, a constant predictor).
-    checkpoints : label counts at which to evaluate (batches are cut to land on them).
+    checkpoints : label counts at which to evaluate (batches are cut to land on them); the
+        budget, the session's end, is always one.
     batch_size : labels per batch; the engine retrains after each batch.
     seed : seeds the sampled feeds and the engine.
     **engine_kwargs : passed to :class:`ActiveLearningEngine` (explore, spread, ucb_c...).
@@ -69,6 +71,10 @@ def simulate(
             f"oracle_labels must have one entry per feature row: features {features.shape}, "
             f"oracle_labels {oracle.shape}"
         )
+    marks = check_session(budget, batch_size, policy, checkpoints)
+    require_finite("features", features)
+    if prior_scores is not None:
+        require_finite("prior_scores", prior_scores)
     if (
         eval_features is not None
         and eval_labels is not None
@@ -77,7 +83,6 @@ def simulate(
         raise ValueError("eval_features and eval_labels must have the same length")
     engine = ActiveLearningEngine(features, prior_scores, seed=seed, **engine_kwargs)
     rng = np.random.default_rng(seed)
-    marks = sorted({int(c) for c in checkpoints if 0 < int(c) <= budget})
     labels: dict[int, bool] = {}
     propensities: dict[int, float] = {}
     feed_counts: dict[str, int] = {}
@@ -121,6 +126,39 @@ def simulate(
                 }
             )
     return pd.DataFrame(out)
+
+
+def check_session(
+    budget: int, batch_size: int, policy: Policy, checkpoints: Sequence[int]
+) -> list[int]:
+    """Check a replayed session's arguments, naming the bad one. Returns the checkpoints it
+    evaluates at: those within the budget, and the budget itself (the session's end)."""
+    check_count("budget", budget)
+    check_count("batch_size", batch_size)
+    schedule = not (callable(policy) or isinstance(policy, str))
+    if schedule and (not isinstance(policy, Sequence) or len(policy) == 0):
+        raise ValueError(
+            "policy must be a feed, a non-empty list of feeds (cycled per batch) or a "
+            f"function (batch index, engine) -> feed; got {policy!r}"
+        )
+    try:
+        marks = sorted({int(c) for c in checkpoints})
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"checkpoints must be whole numbers of labels, e.g. (25, 50); got {checkpoints!r}"
+        ) from None
+    return sorted({m for m in marks if 0 < m <= budget} | {int(budget)})
+
+
+def require_finite(name: str, values: np.ndarray) -> None:
+    """Raise naming ``name`` (and its first bad row) if it holds NaN or infinite values."""
+    bad = ~np.isfinite(np.asarray(values, dtype=np.float64))
+    if bad.any():
+        row = int(np.argwhere(bad)[0][0])
+        raise ValueError(
+            f"{name} have {int(bad.sum())} NaN or infinite value(s) (first in row {row}): "
+            "drop those rows or fill them in before simulating"
+        )
 
 
 def _estimate_columns(q: Quality) -> dict[str, float]:
