@@ -14,6 +14,7 @@ from va_widgets.learner import (
     Quality,
     average_precision,
     default_estimator,
+    learning_curve,
     simulate,
 )
 from va_widgets.learner import quality as Q
@@ -376,6 +377,13 @@ def test_quality_needs_sampled_labels_and_both_classes():
     sample = engine.quality_sample()  # what the estimate was computed from
     assert sample is not None and len(sample.rows) == len(labels) and sample.sampled.sum() == 40
     assert Q.estimate_all(sample)["ap"] == Q.Interval(q.ap, q.ci_low, q.ci_high)
+
+
+@pytest.mark.parametrize(("points", "error"), [(0, ValueError), (-3, ValueError), (2.5, TypeError)])
+def test_learning_curve_names_a_bad_number_of_points(points, error):
+    x, _ = blobs(60)
+    with pytest.raises(error, match="points must be an integer"):
+        learning_curve(x, [0, 1, 2], [True, False, True], points=points)
 
 
 def test_propensities_are_checked():

@@ -201,6 +201,7 @@ def learning_curve(
     ``points``): ``n_labels``, ``estimate``, ``estimate_low``, ``estimate_high`` (NaN while
     there is no estimate) and ``n_sampled``.
     """
+    points = check_count("points", points)
     rows = [int(r) for r in rows]
     labels = [bool(v) for v in labels]
     if len(rows) != len(labels):
