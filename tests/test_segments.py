@@ -97,6 +97,29 @@ def test_bad_arguments_are_refused_naming_the_argument():
         segments(scores.drop(columns="score"))
 
 
+@pytest.mark.parametrize(
+    ("column", "values", "message"),
+    [
+        ("start_seconds", [np.nan, 2.0, 4.0], r"start_seconds must be finite .* index 0"),
+        ("end_seconds", [2.0, 4.0, np.inf], r"end_seconds must be finite .* index 2"),
+        (
+            "end_seconds",
+            [2.0, 1.0, 6.0],
+            r"end_seconds must not be before start_seconds .* index 1",
+        ),
+        ("score", ["high", "low", "x"], r"score must be numeric"),
+        ("video", ["a", None, "a"], r"video must name a video in every row .* index 1"),
+    ],
+)
+def test_a_damaged_score_table_is_refused_naming_the_column_and_row(column, values, message):
+    """A clip with no start time must not vanish silently (it may be the best one), nor may a
+    clip without an end stretch a segment to infinity."""
+    scores = clips("a", [0.9, 0.8, 0.95])
+    scores[column] = values
+    with pytest.raises(ValueError, match=message):
+        segments(scores)
+
+
 def test_f1_threshold_picks_the_best_score():
     # at 0.5: 3 of 3 positives, 1 false positive (F1 0.86); at 0.8: 2 of 3, none (F1 0.8)
     assert f1_threshold([0, 0, 1, 1, 1], [0.1, 0.6, 0.5, 0.8, 0.9]) == 0.5

@@ -69,7 +69,7 @@ def segments(
         if value < 0:
             raise ValueError(f"{name} must be 0 or more seconds, got {value!r}")
 
-    frame = scores[list(REQUIRED)].copy()
+    frame = _checked_table(scores)
     frame["order"] = pd.factorize(frame["video"])[0]
     frame = frame[frame["score"].to_numpy(dtype=float) >= threshold]
     frame = frame.sort_values(["order", "start_seconds", "end_seconds"], kind="stable")
@@ -100,6 +100,35 @@ def segments(
     out = out[length >= min_length - _EPS].reset_index(drop=True)
     out.attrs["threshold"] = threshold
     return out
+
+
+def _checked_table(scores: pd.DataFrame) -> pd.DataFrame:
+    """The required columns, each checked (a clip without a time would vanish silently or
+    stretch a segment to infinity); ValueError naming the column and the first bad row."""
+    frame = scores[list(REQUIRED)].copy()
+
+    def refuse(column: str, what: str, bad: np.ndarray) -> None:
+        if bad.any():
+            first = frame.index[int(np.flatnonzero(bad)[0])]
+            raise ValueError(
+                f"scores: {column} must {what} ({int(bad.sum())} row(s) do not, the first at "
+                f"index {first!r}); fix or drop those rows"
+            )
+
+    refuse("video", "name a video in every row", frame["video"].isna().to_numpy())
+    for column in ("start_seconds", "end_seconds", "score"):
+        try:
+            frame[column] = frame[column].to_numpy(dtype=float)
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"scores: {column} must be numeric, got {frame[column].dtype} values such as "
+                f"{frame[column].iloc[0]!r}"
+            ) from None
+    start, end = frame["start_seconds"].to_numpy(), frame["end_seconds"].to_numpy()
+    refuse("start_seconds", "be finite (seconds)", ~np.isfinite(start))
+    refuse("end_seconds", "be finite (seconds)", ~np.isfinite(end))
+    refuse("end_seconds", "not be before start_seconds", end < start)
+    return frame
 
 
 _DTYPES = {
