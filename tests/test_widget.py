@@ -455,6 +455,7 @@ def test_plot_shows_learning_curve_scores_and_feeds(lib, tmp_path):
         rec.request("label", clip_ids=[clip["clip_id"]], label=bool(label))
     curve = ann.task.learning_curve(points=4)
     assert curve["n_labels"].tolist()[-1] == 8
+    assert curve["n_pos"].tolist()[-1] == 4  # positives among the first n labels
     assert curve["estimate"].notna().iloc[-1] and curve["estimate"].isna().iloc[0]
     fig = ann.plot()
     assert [ax.get_title() for ax in fig.axes] == [
@@ -462,6 +463,9 @@ def test_plot_shows_learning_curve_scores_and_feeds(lib, tmp_path):
         f"Scores (model v{ann.task.model_version})",
         "Labels per feed",
     ]
+    # estimates from under 6 positive labels are drawn as rough, as the status line says
+    legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert "rough: under 6 positive labels" in legend
 
 
 def test_progress_in_plain_words(lib, tmp_path):

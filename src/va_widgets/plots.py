@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from va_widgets.learner.quality import FEW_POSITIVES
+
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
@@ -38,7 +40,18 @@ def plot_learning_curve(task: Task, ax: Axes) -> None:
         alpha=0.25,
         label="90% interval",
     )
-    ax.plot(valid["n_labels"], valid["estimate"], marker="o", label="estimated AP")
+    (line,) = ax.plot(valid["n_labels"], valid["estimate"], marker="o", label="estimated AP")
+    rough = valid[valid["n_pos"] < FEW_POSITIVES]  # as rough as Quality.summary calls them
+    if not rough.empty:
+        ax.plot(
+            rough["n_labels"],
+            rough["estimate"],
+            linestyle="none",
+            marker="o",
+            markerfacecolor="white",
+            markeredgecolor=line.get_color(),
+            label=f"rough: under {FEW_POSITIVES} positive labels",
+        )
     ax.legend(loc="lower right", fontsize="small")
     if q.advice:
         ax.text(

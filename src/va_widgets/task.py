@@ -405,7 +405,7 @@ class Task:
     def learning_curve(self, *, points: int = 12) -> pd.DataFrame:
         """The honest AP estimate after the first n labels, in the order they were given.
 
-        One row per checkpoint (at most ``points``): ``n_labels``, ``estimate``,
+        One row per checkpoint (at most ``points``): ``n_labels``, ``n_pos``, ``estimate``,
         ``estimate_low``, ``estimate_high`` (NaN while there was no estimate), ``n_sampled``.
         """
         from va_widgets.learner import learning_curve

@@ -198,15 +198,15 @@ def learning_curve(
 
     ``rows`` and ``labels`` list the session's labels in order; ``propensities`` maps the
     sampled rows to their draw probabilities. Returns one row per checkpoint (at most
-    ``points``): ``n_labels``, ``estimate``, ``estimate_low``, ``estimate_high`` (NaN while
-    there is no estimate) and ``n_sampled``.
+    ``points``): ``n_labels``, ``n_pos`` (positives among them), ``estimate``,
+    ``estimate_low``, ``estimate_high`` (NaN while there is no estimate) and ``n_sampled``.
     """
     points = check_count("points", points)
     rows = [int(r) for r in rows]
     labels = [bool(v) for v in labels]
     if len(rows) != len(labels):
         raise ValueError(f"rows ({len(rows)}) and labels ({len(labels)}) differ in length")
-    columns = ["n_labels", *ESTIMATE_COLUMNS, "n_sampled"]
+    columns = ["n_labels", "n_pos", *ESTIMATE_COLUMNS, "n_sampled"]
     if not rows:
         return pd.DataFrame(columns=columns, dtype=float)
     engine = ActiveLearningEngine(features, float32_copy_mb=0, **engine_kwargs)
@@ -216,5 +216,7 @@ def learning_curve(
     for n in marks.tolist():
         engine.update(dict(zip(rows[:n], labels[:n], strict=True)), props)
         q = engine.quality()
-        out.append({"n_labels": n, **_estimate_columns(q), "n_sampled": q.n_sampled})
+        out.append(
+            {"n_labels": n, "n_pos": q.n_pos, **_estimate_columns(q), "n_sampled": q.n_sampled}
+        )
     return pd.DataFrame(out, columns=columns)
