@@ -23,6 +23,8 @@ POSITIVE, NEGATIVE, OTHER = "#2e7d32", "#d32f2f", "#9e9e9e"
 
 
 def plot_learning_curve(task: Task, ax: Axes) -> None:
+    from matplotlib.ticker import MaxNLocator
+
     curve = task.learning_curve()
     q = task.quality()
     ax.set_title("Learning curve")
@@ -52,7 +54,8 @@ def plot_learning_curve(task: Task, ax: Axes) -> None:
             markeredgecolor=line.get_color(),
             label=f"rough: under {FEW_POSITIVES} positive labels",
         )
-    ax.legend(loc="lower right", fontsize="small")
+    ax.legend(loc="best", fontsize="small")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # label counts: no 8.5 labels
     if q.advice:
         ax.text(
             0.02,
