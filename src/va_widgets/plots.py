@@ -108,17 +108,13 @@ def plot_feed_usage(task: Task, ax: Axes) -> None:
     ax.set_xticks(x, table.index.tolist(), rotation=30, ha="right")
     ax.set_ylabel("labels")
     choice = task.feed_stats().attrs.get("choice")
-    if choice:
-        ax.text(
-            0.99,
-            0.97,
-            f"auto feed now: {choice}",
-            transform=ax.transAxes,
-            ha="right",
-            va="top",
-            fontsize="small",
-        )
-    ax.legend(fontsize="small", loc="upper left")
+    # the auto feed's choice heads the legend: as free text it was drawn over the legend
+    ax.legend(
+        fontsize="small",
+        loc="best",
+        title=f"auto feed now: {choice}" if choice else None,
+        title_fontsize="small",
+    )
 
 
 def plot_task(task: Task) -> Figure:
