@@ -471,7 +471,10 @@ def _bad_simulate_arguments():  # type: ignore[no-untyped-def]
         ((x, y), dict(ok, batch_size=0), "batch_size must be an integer >= 1, got 0"),
         ((x, y), dict(ok, policy=[]), "policy must be a feed, a non-empty list of feeds"),
         ((x, y), dict(ok, policy="nope"), "unknown feed 'nope'"),
-        ((x, y), dict(ok, checkpoints=("a",)), "checkpoints must be whole numbers"),
+        ((x, y), dict(ok, checkpoints=("a",)), "checkpoints must be an integer, got 'a'"),
+        ((x, y), dict(ok, checkpoints=(2.5,)), "checkpoints must be an integer, got 2.5"),
+        ((x, y), dict(ok, checkpoints=(0, 10)), "checkpoints must be an integer >= 1, got 0"),
+        ((x, y), dict(ok, checkpoints=25), "checkpoints must be label counts"),
         ((x, y), dict(ok, eval_fraction=1.5), "eval_fraction must lie strictly between 0 and 1"),
         ((x, y), dict(ok, prior_scores=np.full(120, np.nan)), "prior_scores have 120 NaN"),
     ]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -141,13 +141,10 @@ def check_session(
             "policy must be a feed, a non-empty list of feeds (cycled per batch) or a "
             f"function (batch index, engine) -> feed; got {policy!r}"
         )
-    try:
-        marks = sorted({int(c) for c in checkpoints})
-    except (TypeError, ValueError):
-        raise ValueError(
-            f"checkpoints must be whole numbers of labels, e.g. (25, 50); got {checkpoints!r}"
-        ) from None
-    return sorted({m for m in marks if 0 < m <= budget} | {int(budget)})
+    if isinstance(checkpoints, str | bytes) or not isinstance(checkpoints, Iterable):
+        raise TypeError(f"checkpoints must be label counts, e.g. (25, 50); got {checkpoints!r}")
+    marks = {check_count("checkpoints", c) for c in checkpoints}
+    return sorted({m for m in marks if m <= budget} | {int(budget)})
 
 
 def require_finite(name: str, values: np.ndarray) -> None:
